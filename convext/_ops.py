@@ -1,0 +1,152 @@
+"""Python side of the custom ops: fake (meta) kernels for tracing and the
+autograd formulas. The backward ops are themselves differentiable, in terms
+of convext's own ops, so double backward never leaves convext:
+
+  y  = conv(x, w) + b
+  gx = grad_input(gy, w)     -> d/dgy: conv(., w),    d/dw: grad_weight(gy, .)
+  gw = grad_weight(gy, x)    -> d/dgy: conv(x, .),    d/dx: grad_input(gy, .)
+  gb = grad_bias(gy)         -> d/dgy: broadcast
+"""
+import torch
+from torch._prims_common import suggest_memory_format
+
+from . import _extension  # noqa: F401  (registers the ops)
+
+ops = torch.ops.convext
+
+
+def _out_format(a, b, dims):
+    # Must match output_memory_format() in csrc/ops/conv_params.cpp.
+    if dims == 2 and torch.channels_last in (suggest_memory_format(a), suggest_memory_format(b)):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def _out_size(size, k, s, p, d):
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def _forward_op(dims):
+    return getattr(ops, f"conv{dims}d")
+
+
+def _grad_input_op(dims):
+    return getattr(ops, f"conv{dims}d_grad_input")
+
+
+def _grad_weight_op(dims):
+    return getattr(ops, f"conv{dims}d_grad_weight")
+
+
+def _register(dims):
+    name = f"convext::conv{dims}d"
+
+    @torch.library.register_fake(name)
+    def _conv_fake(input, weight, bias, stride, padding, dilation, groups):
+        torch._check(input.dim() == dims + 2 and weight.dim() == dims + 2,
+                     lambda: f"{name}: expected {dims + 2}D input and weight")
+        torch._check(groups > 0, lambda: "non-positive groups is not supported")
+        torch._check(weight.shape[0] % groups == 0, lambda: (
+            f"Given groups={groups}, expected weight to be divisible by {groups} at "
+            f"dimension 0, but got weight of size [{list(weight.shape)}] instead"))
+        torch._check(input.shape[1] == weight.shape[1] * groups, lambda: (
+            f"Given groups={groups}, weight of size {list(weight.shape)}, expected "
+            f"input{list(input.shape)} to have {weight.shape[1] * groups} channels, "
+            f"but got {input.shape[1]} channels instead"))
+        spatial = [_out_size(input.shape[2 + i], weight.shape[2 + i], stride[i], padding[i],
+                             dilation[i]) for i in range(dims)]
+        for o in spatial:
+            torch._check(o > 0, lambda: "Kernel size can't be greater than actual input size")
+        return torch.empty((input.shape[0], weight.shape[0], *spatial), dtype=input.dtype,
+                           device=input.device,
+                           memory_format=_out_format(input, weight, dims))
+
+    @torch.library.register_fake(f"{name}_grad_input")
+    def _grad_input_fake(grad_output, weight, input_size, stride, padding, dilation, groups):
+        return torch.empty(input_size, dtype=grad_output.dtype, device=grad_output.device,
+                           memory_format=_out_format(grad_output, grad_output, dims))
+
+    @torch.library.register_fake(f"{name}_grad_weight")
+    def _grad_weight_fake(grad_output, input, weight_size, stride, padding, dilation, groups):
+        return torch.empty(weight_size, dtype=grad_output.dtype, device=grad_output.device,
+                           memory_format=_out_format(input, grad_output, dims))
+
+    conv, grad_input, grad_weight = _forward_op(dims), _grad_input_op(dims), _grad_weight_op(dims)
+
+    # forward: (input, weight, bias, stride, padding, dilation, groups)
+    def conv_setup(ctx, inputs, output):
+        input, weight, bias, *params = inputs
+        ctx.save_for_backward(input, weight)
+        ctx.params = params
+        ctx.has_bias = bias is not None
+
+    def conv_backward(ctx, grad):
+        input, weight = ctx.saved_tensors
+        gi = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gi = grad_input(grad, weight, input.shape, *ctx.params)
+        if ctx.needs_input_grad[1]:
+            gw = grad_weight(grad, input, weight.shape, *ctx.params)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            gb = ops.conv_grad_bias(grad)
+        return gi, gw, gb, None, None, None, None
+
+    torch.library.register_autograd(name, conv_backward, setup_context=conv_setup)
+
+    # grad_input: (grad_output, weight, input_size, stride, padding, dilation, groups)
+    def grad_input_setup(ctx, inputs, output):
+        grad_output, weight, _, *params = inputs
+        ctx.save_for_backward(grad_output, weight)
+        ctx.params = params
+
+    def grad_input_backward(ctx, g):
+        grad_output, weight = ctx.saved_tensors
+        g_go = g_w = None
+        if ctx.needs_input_grad[0]:
+            g_go = conv(g, weight, None, *ctx.params)
+        if ctx.needs_input_grad[1]:
+            g_w = grad_weight(grad_output, g, weight.shape, *ctx.params)
+        return g_go, g_w, None, None, None, None, None
+
+    torch.library.register_autograd(f"{name}_grad_input", grad_input_backward,
+                                    setup_context=grad_input_setup)
+
+    # grad_weight: (grad_output, input, weight_size, stride, padding, dilation, groups)
+    def grad_weight_setup(ctx, inputs, output):
+        grad_output, input, _, *params = inputs
+        ctx.save_for_backward(grad_output, input)
+        ctx.params = params
+
+    def grad_weight_backward(ctx, g):
+        grad_output, input = ctx.saved_tensors
+        g_go = g_x = None
+        if ctx.needs_input_grad[0]:
+            g_go = conv(input, g, None, *ctx.params)
+        if ctx.needs_input_grad[1]:
+            g_x = grad_input(grad_output, g, input.shape, *ctx.params)
+        return g_go, g_x, None, None, None, None, None
+
+    torch.library.register_autograd(f"{name}_grad_weight", grad_weight_backward,
+                                    setup_context=grad_weight_setup)
+
+
+@torch.library.register_fake("convext::conv_grad_bias")
+def _grad_bias_fake(grad_output):
+    torch._check(grad_output.dim() >= 2, lambda: "conv_grad_bias: expected at least 2 dims")
+    return grad_output.new_empty((grad_output.shape[1],))
+
+
+def _grad_bias_setup(ctx, inputs, output):
+    ctx.shape = inputs[0].shape
+
+
+def _grad_bias_backward(ctx, g):
+    view = [1, -1] + [1] * (len(ctx.shape) - 2)
+    return g.reshape(view).expand(ctx.shape)
+
+
+torch.library.register_autograd("convext::conv_grad_bias", _grad_bias_backward,
+                                setup_context=_grad_bias_setup)
+
+for _dims in (1, 2):
+    _register(_dims)

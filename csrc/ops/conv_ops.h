@@ -1,0 +1,89 @@
+#pragma once
+// Op plumbing shared by the backends: argument checks, output allocation and
+// memory format, the 1D -> 2D view, then a call into the backend's kernels.
+//
+// A backend provides a struct K with
+//   static void forward(const Tensor& input, const Tensor& weight,
+//                       const Tensor* bias, Tensor& out, const ConvShape&);
+//   static void grad_input(const Tensor& grad_out, const Tensor& weight,
+//                          Tensor& grad_in, const ConvShape&);
+//   static void grad_weight(const Tensor& grad_out, const Tensor& input,
+//                           Tensor& grad_w, const ConvShape&);
+//   static void grad_bias(const Tensor& grad_out, Tensor& grad_b);
+// All 4D tensors are (N, C, H, W) views with any strides; the kernels write
+// every element of their (non-empty) output.
+// and registers ConvOps<K>::... in its TORCH_LIBRARY_IMPL block.
+
+#include <ATen/ATen.h>
+
+#include "ops/conv_params.h"
+
+namespace convext {
+
+template <class K>
+struct ConvOps {
+  template <int64_t D>
+  static at::Tensor conv(const at::Tensor& input, const at::Tensor& weight,
+                         const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                         at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups) {
+    const char* name = D == 1 ? "conv1d" : "conv2d";
+    const ConvShape s = check_forward_args(input, weight, bias, stride, padding, dilation,
+                                           groups, D, name);
+    [[maybe_unused]] auto guard = K::device_guard(input);
+    auto out = at::empty({s.N, s.OC, s.OH, s.OW},
+                         input.options().memory_format(output_memory_format(input, weight, D)));
+    if (out.numel() > 0) {
+      const bool has_bias = bias.has_value() && bias->defined();
+      K::forward(as_2d(input, D), as_2d(weight, D), has_bias ? &*bias : nullptr, out, s);
+    }
+    return from_2d(out, D);
+  }
+
+  template <int64_t D>
+  static at::Tensor grad_input(const at::Tensor& grad_output, const at::Tensor& weight,
+                               at::IntArrayRef input_size, at::IntArrayRef stride,
+                               at::IntArrayRef padding, at::IntArrayRef dilation,
+                               int64_t groups) {
+    const char* name = D == 1 ? "conv1d_grad_input" : "conv2d_grad_input";
+    const ConvShape s = shape_from_sizes(input_size, weight.sizes(), stride, padding,
+                                         dilation, groups, D, name);
+    check_grad_output(grad_output, s, D, name);
+    check_same_type(grad_output, "grad_output", weight, "weight");
+    [[maybe_unused]] auto guard = K::device_guard(grad_output);
+    auto grad_in = at::empty({s.N, s.C, s.H, s.W},
+                             grad_output.options().memory_format(
+                                 output_memory_format(grad_output, grad_output, D)));
+    if (grad_in.numel() > 0) K::grad_input(as_2d(grad_output, D), as_2d(weight, D), grad_in, s);
+    return from_2d(grad_in, D);
+  }
+
+  template <int64_t D>
+  static at::Tensor grad_weight(const at::Tensor& grad_output, const at::Tensor& input,
+                                at::IntArrayRef weight_size, at::IntArrayRef stride,
+                                at::IntArrayRef padding, at::IntArrayRef dilation,
+                                int64_t groups) {
+    const char* name = D == 1 ? "conv1d_grad_weight" : "conv2d_grad_weight";
+    const ConvShape s = shape_from_sizes(input.sizes(), weight_size, stride, padding,
+                                         dilation, groups, D, name);
+    check_grad_output(grad_output, s, D, name);
+    check_same_type(grad_output, "grad_output", input, "input");
+    [[maybe_unused]] auto guard = K::device_guard(grad_output);
+    auto grad_w = at::empty({s.OC, s.icg(), s.KH, s.KW},
+                            grad_output.options().memory_format(
+                                output_memory_format(input, grad_output, D)));
+    if (grad_w.numel() > 0) K::grad_weight(as_2d(grad_output, D), as_2d(input, D), grad_w, s);
+    return from_2d(grad_w, D);
+  }
+
+  static at::Tensor grad_bias(const at::Tensor& grad_output) {
+    TORCH_CHECK(grad_output.dim() >= 2, "conv_grad_bias: expected grad_output with at least 2 "
+                "dimensions, but got size ", grad_output.sizes());
+    check_dtype(grad_output, "conv_grad_bias");
+    [[maybe_unused]] auto guard = K::device_guard(grad_output);
+    auto grad_b = at::empty({grad_output.size(1)}, grad_output.options());
+    if (grad_b.numel() > 0) K::grad_bias(grad_output, grad_b);
+    return grad_b;
+  }
+};
+
+}  // namespace convext

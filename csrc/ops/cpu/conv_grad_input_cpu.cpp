@@ -1,0 +1,155 @@
+// Gradient w.r.t. the input on CPU, as implicit GEMMs without col2im.
+//
+// Split the input positions into stride phases, ih = rh + sh*t. For phase
+// (rh, rw) only the taps with (rh + ph - kh*dh) % sh == 0 touch it, and then
+// oh = t + (rh + ph - kh*dh) / sh: a stride-1 correlation of grad_output.
+// So per phase and group:
+//   grad_in[c][t] = sum_k Wt[c][k] * col[k][t],  k = (output channel, tap)
+// with col gathered from grad_output exactly as the forward gathers input.
+// Phases are disjoint, so every output element is written once, with no
+// scatter-add and no races.
+
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+
+#include "ops/cpu/conv_kernels_cpu.h"
+#include "ops/cpu/depthwise_cpu.h"
+#include "ops/cpu/gemm/gemm.h"
+#include "ops/cpu/gemm/pack.h"
+
+namespace convext {
+namespace cpu {
+namespace {
+
+struct Phase {
+  int64_t rh, rw, TH, TW;        // first position and grid size
+  std::vector<int64_t> kh, kw;   // taps touching this phase
+  std::vector<int64_t> off_h, off_w;  // grad_output offset per tap
+  int64_t a_offset = 0;          // into the packed weights
+  int64_t task_begin = 0;
+};
+
+// Taps of one spatial dim reaching phase r: k with (r + p - k*d) % s == 0.
+void phase_taps(int64_t r, int64_t s, int64_t p, int64_t d, int64_t K,
+                std::vector<int64_t>& taps, std::vector<int64_t>& offs) {
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t v = r + p - k * d;
+    if (((v % s) + s) % s == 0) {
+      taps.push_back(k);
+      offs.push_back(v / s);
+    }
+  }
+}
+
+template <typename S>
+void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight,
+                     at::Tensor& grad_in, const ConvShape& s) {
+  using T = at::opmath_type<S>;
+  const UKernel<T>& uk = ukernel_for<T>();
+  const int64_t M = s.icg(), OCg = s.ocg();
+  const int64_t KC = kc_block<T>(uk.nr), Mp = round_up(M, uk.mr);
+  const int64_t Q_per_image_max = ceil_div(s.H, s.sh) * ceil_div(s.W, s.sw);
+  const TilePlan plan = plan_tiles(s.G * s.sh * s.sw, M, s.N * Q_per_image_max, uk.mr,
+                                   uk.nr, l2_block<T>(KC, uk.mr), l2_block<T>(KC, uk.nr));
+
+  // Describe the phases and pack Wt for each (phase, group).
+  std::vector<Phase> phases;
+  int64_t a_size = 0, tasks = 0;
+  for (int64_t rh = 0; rh < std::min(s.sh, s.H); ++rh) {
+    for (int64_t rw = 0; rw < std::min(s.sw, s.W); ++rw) {
+      Phase ph;
+      ph.rh = rh; ph.rw = rw;
+      ph.TH = ceil_div(s.H - rh, s.sh);
+      ph.TW = ceil_div(s.W - rw, s.sw);
+      std::vector<int64_t> th, tw, oh, ow;
+      phase_taps(rh, s.sh, s.ph, s.dh, s.KH, th, oh);
+      phase_taps(rw, s.sw, s.pw, s.dw, s.KW, tw, ow);
+      for (size_t i = 0; i < th.size(); ++i) {
+        for (size_t j = 0; j < tw.size(); ++j) {
+          ph.kh.push_back(th[i]); ph.kw.push_back(tw[j]);
+          ph.off_h.push_back(oh[i]); ph.off_w.push_back(ow[j]);
+        }
+      }
+      ph.a_offset = a_size;
+      a_size += s.G * Mp * OCg * static_cast<int64_t>(ph.kh.size());
+      const int64_t Q = s.N * ph.TH * ph.TW;
+      ph.task_begin = tasks;
+      tasks += s.G * plan.m_blocks * ceil_div(Q, plan.NC);
+      phases.push_back(std::move(ph));
+    }
+  }
+
+  Scratch<T> a(a_size);
+  const S* w = weight.const_data_ptr<S>();
+  const auto ws = weight.strides();
+  for (const Phase& ph : phases) {
+    const int64_t nt = ph.kh.size(), K = OCg * nt;
+    for (int64_t g = 0; g < s.G; ++g) {
+      for (int64_t k0 = 0; k0 < K; k0 += KC) {
+        const int64_t kc = std::min(KC, K - k0);
+        pack_dense_col_panels(M, k0, kc, uk.mr, a.ptr + ph.a_offset + g * Mp * K + k0 * Mp,
+                              [&](int64_t m, int64_t k) {
+                                const int64_t oc = k / nt, t = k % nt;
+                                return w[(g * OCg + oc) * ws[0] + m * ws[1] +
+                                         ph.kh[t] * ws[2] + ph.kw[t] * ws[3]];
+                              });
+      }
+    }
+  }
+
+  const S* go = grad_out.const_data_ptr<S>();
+  S* gi = grad_in.mutable_data_ptr<S>();
+
+  at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
+    Scratch<T> bbuf(KC * plan.NC), cbuf(plan.MC * plan.NC);
+    std::vector<Segment> segs;
+    size_t pi = 0;
+    for (int64_t task = begin; task < end; ++task) {
+      while (pi + 1 < phases.size() && phases[pi + 1].task_begin <= task) ++pi;
+      const Phase& ph = phases[pi];
+      const int64_t nt = ph.kh.size(), K = OCg * nt, Q = s.N * ph.TH * ph.TW;
+      const int64_t n_blocks = ceil_div(Q, plan.NC);
+      const int64_t local = task - ph.task_begin;
+      const int64_t g = local / (plan.m_blocks * n_blocks);
+      const int64_t mb = (local / n_blocks) % plan.m_blocks, nb = local % n_blocks;
+      const int64_t m0 = mb * plan.MC, mc = std::min(plan.MC, M - m0);
+      const int64_t q0 = nb * plan.NC, nq = std::min(plan.NC, Q - q0);
+
+      GridView<const S> src = grid_view(go, grad_out, g * OCg);
+      src.GH = ph.TH; src.GW = ph.TW;
+      src.ntaps = nt; src.off_h = ph.off_h.data(); src.off_w = ph.off_w.data();
+
+      const int64_t mp = ceil_div(mc, uk.mr), np = ceil_div(nq, uk.nr);
+      if (K == 0) std::fill(cbuf.ptr, cbuf.ptr + plan.MC * plan.NC, T(0));
+      for (int64_t k0 = 0; k0 < K; k0 += KC) {
+        const int64_t kc = std::min(KC, K - k0);
+        pack_row_panels(src, k0, kc, q0, nq, uk.nr, bbuf.ptr, segs);
+        const T* ap = a.ptr + ph.a_offset + g * Mp * K + k0 * Mp + (m0 / uk.mr) * kc * uk.mr;
+        gemm_tiles(uk, kc, ap, mp, bbuf.ptr, np, cbuf.ptr, plan.NC, k0 > 0);
+      }
+
+      GridView<S> dst = grid_view(gi, grad_in, g * M + m0);
+      dst.GH = ph.TH; dst.GW = ph.TW; dst.step_h = s.sh; dst.step_w = s.sw;
+      dst.off_h = &ph.rh; dst.off_w = &ph.rw;
+      store_tile(cbuf.ptr, plan.NC, mc, q0, nq, dst, static_cast<const T*>(nullptr), segs);
+    }
+  });
+}
+
+}  // namespace
+
+void CpuKernels::grad_input(const at::Tensor& grad_out, const at::Tensor& weight,
+                            at::Tensor& grad_in, const ConvShape& s) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, grad_out.scalar_type(),
+                                  "convext_conv_grad_input_cpu", [&] {
+    if (s.depthwise()) {
+      depthwise_grad_input<scalar_t>(grad_out, weight, grad_in, s);
+    } else {
+      grad_input_gemm<scalar_t>(grad_out, weight, grad_in, s);
+    }
+  });
+}
+
+}  // namespace cpu
+}  // namespace convext

@@ -1,0 +1,24 @@
+#pragma once
+// Direct CPU kernels for depthwise-style convs (one input channel per group,
+// any channel multiplier), where a GEMM would have a reduction of only KH*KW.
+// Instantiated for float, double, BFloat16 and Half in depthwise_cpu.cpp.
+
+#include <ATen/ATen.h>
+
+#include "ops/conv_params.h"
+
+namespace convext {
+namespace cpu {
+
+template <typename S>
+void depthwise_forward(const at::Tensor& input, const at::Tensor& weight,
+                       const at::Tensor* bias, at::Tensor& out, const ConvShape& s);
+template <typename S>
+void depthwise_grad_input(const at::Tensor& grad_out, const at::Tensor& weight,
+                          at::Tensor& grad_in, const ConvShape& s);
+template <typename S>
+void depthwise_grad_weight(const at::Tensor& grad_out, const at::Tensor& input,
+                           at::Tensor& grad_w, const ConvShape& s);
+
+}  // namespace cpu
+}  // namespace convext

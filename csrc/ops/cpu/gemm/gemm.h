@@ -1,0 +1,133 @@
+#pragma once
+// Blocking parameters, scratch buffers and the tile loop of the packed GEMM
+// that every dense CPU conv kernel is built on.
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "ops/cpu/gemm/grid.h"
+#include "ops/cpu/gemm/microkernel.h"
+
+namespace convext {
+namespace cpu {
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// Reduction block: one B micro-panel (KC x NR) should stay in L1 (~24 KiB)
+// while the kernel walks every A panel of the block.
+template <typename T>
+int64_t kc_block(int nr) {
+  return std::max<int64_t>(64, (24 * 1024) / (nr * static_cast<int64_t>(sizeof(T))));
+}
+
+// Row (M) and column (N) blocks: an A block (MC x KC) and a B block (KC x NC)
+// are each kept to ~256 KiB, so both sit in L2.
+template <typename T>
+int64_t l2_block(int64_t kc, int64_t multiple) {
+  const int64_t n = (256 * 1024) / (kc * static_cast<int64_t>(sizeof(T)));
+  return std::max(multiple, n / multiple * multiple);
+}
+
+// 64-byte aligned scratch memory from torch's CPU allocator.
+template <typename T>
+struct Scratch {
+  at::Tensor t;
+  T* ptr = nullptr;
+  explicit Scratch(int64_t n) {
+    const auto dtype = sizeof(T) == 8 ? at::kDouble : at::kFloat;
+    t = at::empty({std::max<int64_t>(n, 1)}, at::TensorOptions().dtype(dtype));
+    ptr = reinterpret_cast<T*>(t.data_ptr());
+  }
+};
+
+// C (padded to whole tiles, row stride ldc) (+)= A panels x B panels.
+template <typename T>
+inline void gemm_tiles(const UKernel<T>& uk, int64_t kc, const T* a, int64_t m_panels,
+                       const T* b, int64_t n_panels, T* c, int64_t ldc, bool accumulate) {
+  for (int64_t jp = 0; jp < n_panels; ++jp) {
+    const T* bp = b + jp * kc * uk.nr;
+    for (int64_t ip = 0; ip < m_panels; ++ip) {
+      uk.fn(kc, a + ip * kc * uk.mr, bp, c + ip * uk.mr * ldc + jp * uk.nr, ldc, accumulate);
+    }
+  }
+}
+
+// Splits an M x N output into tasks of MC x NC (multiples of MR, NR), making
+// blocks smaller until there are enough tasks to keep every thread busy.
+struct TilePlan {
+  int64_t MC, NC, m_blocks, n_blocks;
+  int64_t tasks_per_group() const { return m_blocks * n_blocks; }
+};
+
+inline TilePlan plan_tiles(int64_t groups, int64_t M, int64_t N, int64_t mr, int64_t nr,
+                           int64_t mc_max, int64_t nc_max) {
+  const int64_t threads = at::get_num_threads();
+  TilePlan p;
+  p.MC = std::min(round_up(std::max<int64_t>(M, 1), mr), mc_max);
+  p.NC = std::min(round_up(std::max<int64_t>(N, 1), nr), nc_max);
+  auto count = [&] {
+    p.m_blocks = ceil_div(std::max<int64_t>(M, 1), p.MC);
+    p.n_blocks = ceil_div(std::max<int64_t>(N, 1), p.NC);
+    return groups * p.m_blocks * p.n_blocks;
+  };
+  // Several tasks per thread even out the tail; stop before panels get thin.
+  while (count() < 4 * threads && p.NC > 4 * nr) p.NC = round_up(p.NC / 2, nr);
+  while (count() < 2 * threads && p.MC > 4 * mr) p.MC = round_up(p.MC / 2, mr);
+  while (count() < threads && p.NC > nr) p.NC = round_up(p.NC / 2, nr);
+  count();
+  return p;
+}
+
+// A GridView over a 4D (N, C, H, W) tensor, starting at channel c0.
+template <typename S>
+GridView<S> grid_view(S* data, const at::Tensor& t, int64_t c0) {
+  GridView<S> v;
+  v.sn = t.stride(0);
+  v.sc = t.stride(1);
+  v.sh = t.stride(2);
+  v.sw = t.stride(3);
+  v.base = data + c0 * v.sc;
+  v.H = t.size(2);
+  v.W = t.size(3);
+  return v;
+}
+
+// Writes rows [0, m) x columns [q0, q0+nq) of a computed tile to a GridView
+// (one tap), adding bias[row] if given and converting to the tensor's type.
+template <typename T, typename S>
+void store_tile(const T* c, int64_t ldc, int64_t m, int64_t q0, int64_t nq,
+                const GridView<S>& out, const T* bias, std::vector<Segment>& segs) {
+  grid_segments(out.GH, out.GW, q0, q0 + nq, segs);
+  const int64_t oh = out.toff_h(0), ow = out.toff_w(0);
+  for (const auto& s : segs) {
+    S* base = out.base + s.n * out.sn + (s.y * out.step_h + oh) * out.sh +
+              (s.x0 * out.step_w + ow) * out.sw;
+    const int64_t xs = out.step_w * out.sw;
+    const T* col = c + (s.q0 - q0);
+    if (out.sc == 1 && m > 1) {  // channels innermost: write along channels
+      for (int64_t i = 0; i < s.len; ++i) {
+        S* dst = base + i * xs;
+        for (int64_t r = 0; r < m; ++r)
+          dst[r] = static_cast<S>(col[r * ldc + i] + (bias ? bias[r] : T(0)));
+      }
+    } else {
+      for (int64_t r = 0; r < m; ++r) {
+        S* dst = base + r * out.sc;
+        const T* src = col + r * ldc;
+        const T bv = bias ? bias[r] : T(0);
+        if (xs == 1) {
+          for (int64_t i = 0; i < s.len; ++i) dst[i] = static_cast<S>(src[i] + bv);
+        } else {
+          for (int64_t i = 0; i < s.len; ++i) dst[i * xs] = static_cast<S>(src[i] + bv);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace cpu
+}  // namespace convext

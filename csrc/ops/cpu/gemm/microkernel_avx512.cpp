@@ -1,0 +1,60 @@
+// AVX-512F microkernels: 8 x 48 floats (24 accumulators of 32 zmm) and
+// 8 x 24 doubles.
+#include "ops/cpu/gemm/microkernel.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+// Only this file is built for AVX-512 (see microkernel_avx2.cpp).
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx2,fma")
+#include <immintrin.h>
+
+namespace convext {
+namespace cpu {
+namespace avx512 {
+
+struct VF {
+  using T = float;
+  using reg = __m512;
+  static constexpr int W = 16;
+  static reg zero() { return _mm512_setzero_ps(); }
+  static reg load(const T* p) { return _mm512_loadu_ps(p); }
+  static void store(T* p, reg r) { _mm512_storeu_ps(p, r); }
+  static reg bcast(const T* p) { return _mm512_set1_ps(*p); }
+  static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+};
+
+struct VD {
+  using T = double;
+  using reg = __m512d;
+  static constexpr int W = 8;
+  static reg zero() { return _mm512_setzero_pd(); }
+  static reg load(const T* p) { return _mm512_loadu_pd(p); }
+  static void store(T* p, reg r) { _mm512_storeu_pd(p, r); }
+  static reg bcast(const T* p) { return _mm512_set1_pd(*p); }
+  static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
+  static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
+};
+
+#include "ops/cpu/gemm/microkernel_body.h"
+
+}  // namespace avx512
+
+bool ukernels_avx512(UKernelSet* out) {
+  out->f32 = {&avx512::ukernel<avx512::VF, 8, 3>, 8, 48};
+  out->f64 = {&avx512::ukernel<avx512::VD, 8, 3>, 8, 24};
+  out->isa = "avx512";
+  return true;
+}
+
+}  // namespace cpu
+}  // namespace convext
+#pragma GCC pop_options
+
+#else
+namespace convext {
+namespace cpu {
+bool ukernels_avx512(UKernelSet*) { return false; }
+}  // namespace cpu
+}  // namespace convext
+#endif

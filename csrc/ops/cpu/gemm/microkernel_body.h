@@ -1,0 +1,41 @@
+// The microkernel template. Included by each microkernel_<isa>.cpp inside its
+// own namespace, after it has defined vector traits V with
+//   T, reg, W, zero(), load(p), store(p, r), bcast(p), fma(a, b, c), add(a, b)
+// so every ISA gets its own instantiation compiled for its target.
+// (No #pragma once: included once per ISA file, never from other headers.)
+
+template <class V, int MR, int NV>
+void ukernel(int64_t kc, const typename V::T* a, const typename V::T* b,
+             typename V::T* c, int64_t ldc, bool accumulate) {
+  using R = typename V::reg;
+  constexpr int W = V::W;
+  constexpr int NR = NV * W;
+  R acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) acc[i][j] = V::zero();
+
+  for (int64_t k = 0; k < kc; ++k) {
+    R bv[NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) bv[j] = V::load(b + j * W);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const R av = V::bcast(a + i);
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) acc[i][j] = V::fma(av, bv[j], acc[i][j]);
+    }
+    a += MR;
+    b += NR;
+  }
+
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) {
+      typename V::T* p = c + i * ldc + j * W;
+      V::store(p, accumulate ? V::add(acc[i][j], V::load(p)) : acc[i][j]);
+    }
+  }
+}
