@@ -37,16 +37,18 @@ struct Segment {
   int64_t n, y, x0, len, q0;
 };
 
-// Splits columns [qa, qb) into grid-row segments.
+// Splits columns [qa, qb) into grid-row segments; with `period` > 0 a
+// segment also ends at every qa + i*period (so none straddles two panels).
 inline void grid_segments(int64_t GH, int64_t GW, int64_t qa, int64_t qb,
-                          std::vector<Segment>& out) {
+                          std::vector<Segment>& out, int64_t period = 0) {
   out.clear();
   int64_t q = qa;
   while (q < qb) {
     const int64_t n = q / (GH * GW);
     const int64_t r = q - n * GH * GW;
     const int64_t y = r / GW, x = r - y * GW;
-    const int64_t len = std::min(GW - x, qb - q);
+    int64_t len = std::min(GW - x, qb - q);
+    if (period > 0) len = std::min(len, period - (q - qa) % period);
     out.push_back({n, y, x, len, q});
     q += len;
   }
@@ -57,8 +59,9 @@ inline void grid_segments(int64_t GH, int64_t GW, int64_t qa, int64_t qb,
 inline void valid_range(int64_t start, int64_t step, int64_t len, int64_t W,
                         int64_t& lo, int64_t& hi) {
   // first i with start + i*step >= 0, first i with start + i*step >= W
-  lo = start >= 0 ? 0 : (-start + step - 1) / step;
-  hi = start >= W ? 0 : (W - start + step - 1) / step;
+  // (divisions only when needed: this runs once per packed run)
+  lo = start >= 0 ? 0 : step == 1 ? -start : (-start + step - 1) / step;
+  hi = start >= W ? 0 : step == 1 ? W - start : (W - start + step - 1) / step;
   lo = std::min(lo, len);
   hi = std::max(lo, std::min(hi, len));
 }
