@@ -22,6 +22,11 @@ def _out_format(a, b, dims):
     return torch.contiguous_format
 
 
+def _broadcast(param, dims):
+    # The op, like ATen, lets a 1-element list stand for every dim.
+    return list(param) * dims if len(param) == 1 else list(param)
+
+
 def _out_size(size, k, s, p, d):
     return (size + 2 * p - d * (k - 1) - 1) // s + 1
 
@@ -53,6 +58,7 @@ def _register(dims):
             f"Given groups={groups}, weight of size {list(weight.shape)}, expected "
             f"input{list(input.shape)} to have {weight.shape[1] * groups} channels, "
             f"but got {input.shape[1]} channels instead"))
+        stride, padding, dilation = (_broadcast(p, dims) for p in (stride, padding, dilation))
         spatial = [_out_size(input.shape[2 + i], weight.shape[2 + i], stride[i], padding[i],
                              dilation[i]) for i in range(dims)]
         for o in spatial:

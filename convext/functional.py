@@ -10,28 +10,46 @@ from ._ops import ops
 __all__ = ["conv1d", "conv2d"]
 
 
-def _expand(value, name, dims, fn):
-    """An int or a sequence of ints -> list (a 1-element sequence broadcasts,
-    as in torch). The op checks the length with torch's message."""
-    def as_int(v):
-        if isinstance(v, bool) or not isinstance(v, (int, torch.SymInt, torch.Tensor)):
-            raise TypeError(f"{fn}(): argument '{name}' must be tuple of ints, "
-                            f"but found element of type {type(v).__name__}")
-        return v if isinstance(v, torch.SymInt) else operator.index(v)
+def _as_int(value, name, fn):
+    # Anything integer-like, as torch's argument parser accepts (numpy ints,
+    # integer 0-d tensors, SymInts while tracing); not bools or floats.
+    if isinstance(value, torch.SymInt):
+        return value
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise TypeError(f"{fn}(): argument '{name}' must be tuple of ints, "
+                        f"but found element of type {type(value).__name__}")
+    return operator.index(value)
 
+
+def _int_list(value, name, dims, fn):
+    """An int -> [int] * dims, a sequence -> list as given: the op broadcasts
+    1-element lists and checks lengths with torch's messages."""
     if isinstance(value, (list, tuple, torch.Size)):
-        values = [as_int(v) for v in value]
-        return values * dims if len(values) == 1 else values
-    return [as_int(value)] * dims
+        return [_as_int(v, name, fn) for v in value]
+    return [_as_int(value, name, fn)] * dims
 
 
-def _same_padding(input, weight, stride, dilation, dims):
-    """padding='same': symmetric padding, plus one extra zero row/column on the
-    right/bottom where the dilated kernel's span is odd (as ATen does)."""
+def _broadcast(values, name, dims):
+    if len(values) not in (1, dims):
+        raise RuntimeError(f"{name} cannot broadcast to {dims} dimensions")
+    return values * dims if len(values) == 1 else values
+
+
+def _same_padding(input, weight, stride, dilation, groups, dims):
+    """padding='same': ATen's checks for it, in its order, then symmetric
+    padding plus one extra zero row/column at the end where the dilated
+    kernel's span is odd. Returns the (maybe padded) input and the padding."""
+    if weight.dim() < 3 or groups <= 0:
+        return input, [0] * dims  # the op reports these with torch's message
+    if weight.dim() != input.dim():
+        raise RuntimeError(
+            f"Expected {weight.dim()}-dimensional input for {weight.dim()}-dimensional "
+            f"weight{list(weight.shape)}, but got {input.dim()}-dimensional input of size "
+            f"{list(input.shape)} instead")
+    stride = _broadcast(stride, "stride", dims)
+    dilation = _broadcast(dilation, "dilation", dims)
     if any(s != 1 for s in stride):
         raise RuntimeError("padding='same' is not supported for strided convolutions")
-    if weight.dim() != dims + 2:
-        return input, [0] * dims  # the op reports the bad weight with torch's message
     left, extra = [], []
     for i in range(dims):
         total = dilation[i] * (weight.shape[2 + i] - 1)
@@ -56,19 +74,18 @@ def _conv(input, weight, bias, stride, padding, dilation, groups, dims):
     batched = input.dim() == dims + 2
     if not batched:
         input = input.unsqueeze(0)
-    if isinstance(groups, bool) or not isinstance(groups, (int, torch.SymInt)):
-        raise TypeError(f"{fn}(): argument 'groups' must be int, not {type(groups).__name__}")
-    stride = _expand(stride, "stride", dims, fn)
-    dilation = _expand(dilation, "dilation", dims, fn)
+    groups = _as_int(groups, "groups", fn)
+    stride = _int_list(stride, "stride", dims, fn)
+    dilation = _int_list(dilation, "dilation", dims, fn)
     if isinstance(padding, str):
         if padding == "valid":
             padding = [0] * dims
         elif padding == "same":
-            input, padding = _same_padding(input, weight, stride, dilation, dims)
+            input, padding = _same_padding(input, weight, stride, dilation, groups, dims)
         else:
             raise RuntimeError(f"Invalid padding string: '{padding}'")
     else:
-        padding = _expand(padding, "padding", dims, fn)
+        padding = _int_list(padding, "padding", dims, fn)
     out = getattr(ops, fn)(input, weight, bias, stride, padding, dilation, groups)
     return out if batched else out.squeeze(0)
 

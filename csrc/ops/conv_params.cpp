@@ -6,33 +6,42 @@
 namespace convext {
 namespace {
 
-// ATen's expand_param_if_needed, minus the expansion: the Python layer turns a
-// single int into a list already, so only the length is checked here.
-void check_param_len(at::IntArrayRef p, const char* name, int64_t dims) {
+// ATen's expand_param_if_needed: a 1-element list broadcasts to every dim.
+std::vector<int64_t> expand_param(at::IntArrayRef p, const char* name, int64_t dims) {
+  if (p.size() == 1) return std::vector<int64_t>(dims, p[0]);
   TORCH_CHECK(static_cast<int64_t>(p.size()) == dims,
               "expected ", name, " to be a single integer value or a list of ",
               dims, " values to match the convolution dimensions, but got ",
               name, "=", p);
+  return p.vec();
 }
 
-void check_params(at::IntArrayRef weight_sizes, at::IntArrayRef stride,
-                  at::IntArrayRef padding, at::IntArrayRef dilation,
-                  int64_t groups) {
+struct Params {
+  std::vector<int64_t> stride, padding, dilation;
+};
+
+// The checks of ATen's _convolution and check_shape_forward that concern the
+// parameters, in the same order (so the first error reported is the same).
+Params check_params(at::IntArrayRef weight_sizes, at::IntArrayRef stride,
+                    at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups) {
   const int64_t dims = static_cast<int64_t>(weight_sizes.size()) - 2;
   TORCH_CHECK(dims > 0, "weight should have at least three dimensions");
   TORCH_CHECK(groups > 0, "non-positive groups is not supported");
-  check_param_len(stride, "stride", dims);
-  check_param_len(padding, "padding", dims);
-  check_param_len(dilation, "dilation", dims);
-  for (auto p : padding) TORCH_CHECK(p >= 0, "negative padding is not supported");
-  for (auto s : stride) TORCH_CHECK(s > 0, "non-positive stride is not supported");
-  for (auto d : dilation) TORCH_CHECK(d > 0, "non-positive dilation is not supported");
+  Params p{expand_param(stride, "stride", dims), expand_param(padding, "padding", dims),
+           expand_param(dilation, "dilation", dims)};
+  for (auto v : p.padding) TORCH_CHECK(v >= 0, "negative padding is not supported");
+  for (auto v : p.stride) TORCH_CHECK(v > 0, "non-positive stride is not supported");
+  for (auto v : p.dilation) TORCH_CHECK(v >= 0, "dilation should be greater than zero");
+  for (auto v : p.dilation) TORCH_CHECK(v > 0, "non-positive dilation is not supported");
+  return p;
 }
 
 // Fills the spatial fields of `s` from (N, C, [H,] W) sizes and weight sizes.
-void fill_shape(ConvShape& s, at::IntArrayRef in, at::IntArrayRef w,
-                at::IntArrayRef stride, at::IntArrayRef padding,
-                at::IntArrayRef dilation, int64_t groups, int64_t dims) {
+void fill_shape(ConvShape& s, at::IntArrayRef in, at::IntArrayRef w, const Params& p,
+                int64_t groups, int64_t dims) {
+  const auto& stride = p.stride;
+  const auto& padding = p.padding;
+  const auto& dilation = p.dilation;
   s.N = in[0];
   s.C = in[1];
   s.OC = w[0];
@@ -80,7 +89,7 @@ ConvShape check_forward_args(
   TORCH_CHECK(input.dim() == dims + 2, "Expected ", dims + 2, "D (batched) input to ",
               op_name, ", but got input of size: ", input.sizes());
   const auto ws = weight.sizes();
-  check_params(ws, stride, padding, dilation, groups);
+  const Params p = check_params(ws, stride, padding, dilation, groups);
   const int64_t k = input.dim();
   TORCH_CHECK(weight.dim() == k, "Expected ", weight.dim(), "-dimensional input for ",
               weight.dim(), "-dimensional weight ", ws, ", but got ", k,
@@ -101,8 +110,8 @@ ConvShape check_forward_args(
   bool fits = true;
   std::ostringstream in_ss, k_ss;
   for (int64_t i = 2; i < k; ++i) {
-    const int64_t padded = input.size(i) + 2 * padding[i - 2];
-    const int64_t kernel = dilation[i - 2] * (ws[i] - 1) + 1;
+    const int64_t padded = input.size(i) + 2 * p.padding[i - 2];
+    const int64_t kernel = p.dilation[i - 2] * (ws[i] - 1) + 1;
     fits = fits && padded >= kernel;
     in_ss << (i > 2 ? " x " : "") << padded;
     k_ss << (i > 2 ? " x " : "") << kernel;
@@ -116,7 +125,7 @@ ConvShape check_forward_args(
   check_dtype(input, op_name);
 
   ConvShape s;
-  fill_shape(s, input.sizes(), ws, stride, padding, dilation, groups, dims);
+  fill_shape(s, input.sizes(), ws, p, groups, dims);
   return s;
 }
 
@@ -128,12 +137,12 @@ ConvShape shape_from_sizes(
                   static_cast<int64_t>(weight_size.size()) == dims + 2,
               op_name, ": expected ", dims + 2, "-element input and weight sizes, got ",
               input_size, " and ", weight_size);
-  check_params(weight_size, stride, padding, dilation, groups);
+  const Params p = check_params(weight_size, stride, padding, dilation, groups);
   TORCH_CHECK(weight_size[0] % groups == 0 && input_size[1] == weight_size[1] * groups,
               op_name, ": input size ", input_size, " and weight size ", weight_size,
               " do not match groups=", groups);
   ConvShape s;
-  fill_shape(s, input_size, weight_size, stride, padding, dilation, groups, dims);
+  fill_shape(s, input_size, weight_size, p, groups, dims);
   TORCH_CHECK(s.OH > 0 && s.OW > 0, op_name, ": kernel larger than padded input for input size ",
               input_size, " and weight size ", weight_size);
   return s;

@@ -23,6 +23,10 @@ struct ConvShape {
   // A depthwise-style conv (one input channel per group) has no reduction
   // over channels and gets direct kernels instead of the GEMM path.
   bool depthwise() const { return icg() == 1 && G > 1; }
+  // Multiply-adds x 2 of the forward (each backward op costs the same).
+  double flops() const {
+    return 2.0 * N * OC * OH * OW * static_cast<double>(icg()) * taps();
+  }
 };
 
 // Checks stride/padding/dilation/groups and the tensors of a forward call and

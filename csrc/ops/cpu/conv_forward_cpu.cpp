@@ -58,7 +58,7 @@ void forward_gemm(const at::Tensor& input, const at::Tensor& weight, const at::T
   const S* in = input.const_data_ptr<S>();
   S* o = out.mutable_data_ptr<S>();
 
-  at::parallel_for(0, s.G * plan.tasks_per_group(), 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, s.G * plan.tasks_per_group(), grain_size(s.G * plan.tasks_per_group(), s), [&](int64_t begin, int64_t end) {
     Scratch<T> bbuf(KC * plan.NC), cbuf(plan.MC * plan.NC);
     std::vector<Segment> segs;
     for (int64_t task = begin; task < end; ++task) {

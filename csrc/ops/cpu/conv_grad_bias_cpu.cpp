@@ -21,7 +21,8 @@ void grad_bias_impl(const at::Tensor& grad_out, at::Tensor& grad_b) {
   const int64_t sn = go.stride(0), sc = go.stride(1), sp = go.stride(2);
   const S* g = go.const_data_ptr<S>();
   S* out = grad_b.mutable_data_ptr<S>();
-  at::parallel_for(0, C, 1, [&](int64_t begin, int64_t end) {
+  // Small reductions run inline rather than waking the thread pool.
+  at::parallel_for(0, C, N * P < (1 << 16) ? std::max<int64_t>(C, 1) : 1, [&](int64_t begin, int64_t end) {
     for (int64_t c = begin; c < end; ++c) {
       T total = 0;
       for (int64_t n = 0; n < N; ++n) {

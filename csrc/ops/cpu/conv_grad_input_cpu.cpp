@@ -101,7 +101,7 @@ void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight,
   const S* go = grad_out.const_data_ptr<S>();
   S* gi = grad_in.mutable_data_ptr<S>();
 
-  at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, tasks, grain_size(tasks, s), [&](int64_t begin, int64_t end) {
     Scratch<T> bbuf(KC * plan.NC), cbuf(plan.MC * plan.NC);
     std::vector<Segment> segs;
     size_t pi = 0;

@@ -48,7 +48,7 @@ void grad_weight_gemm(const at::Tensor& grad_out, const at::Tensor& input,
   const S* go = grad_out.const_data_ptr<S>();
   const S* in = input.const_data_ptr<S>();
 
-  at::parallel_for(0, tiles * splits, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, tiles * splits, grain_size(tiles * splits, s), [&](int64_t begin, int64_t end) {
     Scratch<T> abuf(plan.MC * KC), bbuf(KC * plan.NC);
     std::vector<Segment> segs;
     for (int64_t task = begin; task < end; ++task) {
@@ -80,7 +80,7 @@ void grad_weight_gemm(const at::Tensor& grad_out, const at::Tensor& input,
   // Sum the partials in split order and write the weight layout.
   S* gw = grad_w.mutable_data_ptr<S>();
   const auto ws = grad_w.strides();
-  at::parallel_for(0, tiles, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, tiles, grain_size(tiles, s), [&](int64_t begin, int64_t end) {
     for (int64_t tile = begin; tile < end; ++tile) {
       const int64_t g = tile / plan.tasks_per_group();
       const int64_t mb = (tile / plan.n_blocks) % plan.m_blocks, nb = tile % plan.n_blocks;

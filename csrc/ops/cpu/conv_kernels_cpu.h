@@ -7,8 +7,16 @@
 
 #include "ops/conv_params.h"
 
+#include <algorithm>
+
 namespace convext {
 namespace cpu {
+
+// Grain for at::parallel_for over `tasks` tasks of a conv: problems too small
+// to repay waking the thread pool (~1 MFLOP) run inline.
+inline int64_t grain_size(int64_t tasks, const ConvShape& s) {
+  return s.flops() < double(1 << 20) ? std::max<int64_t>(tasks, 1) : 1;
+}
 
 struct CpuKernels {
   static int device_guard(const at::Tensor&) { return 0; }

@@ -1,6 +1,7 @@
 #pragma once
-// Register-blocked GEMM microkernels, one set per instruction set, picked at
-// run time from the CPU's features (see microkernel_select.cpp).
+// Register-blocked microkernels, one set per instruction set, picked at run
+// time from the CPU's features (see microkernel_select.cpp): the GEMM tile
+// kernel below and the depthwise row kernels (rowkernel_body.h).
 //
 // A microkernel computes one MR x NR tile:
 //   C[i][j] (= or +=) sum_k A[k][i] * B[k][j],   i < MR, j < NR
@@ -20,9 +21,27 @@ struct UKernel {
   int nr;
 };
 
+// Depthwise rows, with every tap given as a unit-stride source run:
+//   taps_row: out[i] = init + sum_t w[t] * src[t][i],  i < n.
+//     Works in whole vectors: it may read src[t][i] and write out[i] up to
+//     i < n + kRowSlack, so callers leave that much readable/writable slack.
+//   taps_dot: lane sums of g[i] * src[t][i] over i < n are added into
+//     acc[t * kDotLanes + l]; the caller sums the kDotLanes lanes at the end
+//     (keeping vector accumulators across rows avoids a horizontal sum per row).
+constexpr int64_t kRowSlack = 16;
+constexpr int64_t kDotLanes = 16;
+
+template <typename T>
+struct RowKernels {
+  void (*taps_row)(T* out, int64_t n, const T* const* src, const T* w, int64_t ntaps, T init);
+  void (*taps_dot)(T* acc, const T* g, int64_t n, const T* const* src, int64_t ntaps);
+};
+
 struct UKernelSet {
   UKernel<float> f32;
   UKernel<double> f64;
+  RowKernels<float> row_f32;
+  RowKernels<double> row_f64;
   const char* isa;
 };
 
@@ -35,10 +54,13 @@ UKernelSet ukernels_generic();
 // The set for this CPU (chosen once). CONVEXT_ISA=generic|avx2|avx512 caps it.
 const UKernelSet& ukernels();
 
-// Panel accessor for the packed element type of a compute type.
+// The kernels for a compute type.
 template <typename T> const UKernel<T>& ukernel_for();
 template <> inline const UKernel<float>& ukernel_for<float>() { return ukernels().f32; }
 template <> inline const UKernel<double>& ukernel_for<double>() { return ukernels().f64; }
+template <typename T> const RowKernels<T>& row_kernels_for();
+template <> inline const RowKernels<float>& row_kernels_for<float>() { return ukernels().row_f32; }
+template <> inline const RowKernels<double>& row_kernels_for<double>() { return ukernels().row_f64; }
 
 }  // namespace cpu
 }  // namespace convext

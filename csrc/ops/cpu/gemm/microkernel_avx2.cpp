@@ -38,12 +38,15 @@ struct VD {
 };
 
 #include "ops/cpu/gemm/microkernel_body.h"
+#include "ops/cpu/gemm/rowkernel_body.h"
 
 }  // namespace avx2
 
 bool ukernels_avx2(UKernelSet* out) {
   out->f32 = {&avx2::ukernel<avx2::VF, 4, 3>, 4, 24};
   out->f64 = {&avx2::ukernel<avx2::VD, 4, 3>, 4, 12};
+  out->row_f32 = {&avx2::dw_taps_row<avx2::VF>, &avx2::dw_taps_dot<avx2::VF>};
+  out->row_f64 = {&avx2::dw_taps_row<avx2::VD>, &avx2::dw_taps_dot<avx2::VD>};
   out->isa = "avx2";
   return true;
 }

@@ -35,6 +35,7 @@ struct Vec {
 #endif
 
 #include "ops/cpu/gemm/microkernel_body.h"
+#include "ops/cpu/gemm/rowkernel_body.h"
 
 }  // namespace generic
 
@@ -43,6 +44,8 @@ UKernelSet ukernels_generic() {
   using VD = generic::Vec<double>;
   return {{&generic::ukernel<VF, 4, 3>, 4, 3 * VF::W},
           {&generic::ukernel<VD, 4, 3>, 4, 3 * VD::W},
+          {&generic::dw_taps_row<VF>, &generic::dw_taps_dot<VF>},
+          {&generic::dw_taps_row<VD>, &generic::dw_taps_dot<VD>},
           "generic"};
 }
 
