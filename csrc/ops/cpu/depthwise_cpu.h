@@ -20,5 +20,18 @@ template <typename S>
 void depthwise_grad_weight(const at::Tensor& grad_out, const at::Tensor& input,
                            at::Tensor& grad_w, const ConvShape& s);
 
+// Channels-last variants (depthwise_nhwc_cpu.cpp), used when both tensors
+// have unit channel stride and the channel multiplier is 1.
+bool depthwise_nhwc_applies(const at::Tensor& a, const at::Tensor& b, const ConvShape& s);
+template <typename S>
+void depthwise_nhwc_forward(const at::Tensor& input, const at::Tensor& weight,
+                            const at::Tensor* bias, at::Tensor& out, const ConvShape& s);
+template <typename S>
+void depthwise_nhwc_grad_input(const at::Tensor& grad_out, const at::Tensor& weight,
+                               at::Tensor& grad_in, const ConvShape& s);
+template <typename S>
+void depthwise_nhwc_grad_weight(const at::Tensor& grad_out, const at::Tensor& input,
+                                at::Tensor& grad_w, const ConvShape& s);
+
 }  // namespace cpu
 }  // namespace convext

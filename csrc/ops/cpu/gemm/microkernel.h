@@ -31,10 +31,16 @@ struct UKernel {
 constexpr int64_t kRowSlack = 16;
 constexpr int64_t kDotLanes = 16;
 
+// Channels-last depthwise, vectorised over channels (per-element weights):
+//   vtaps_row: out[i] = init[i] + sum_t w[t][i] * src[t][i],  i < n
+//   vtaps_acc: acc[t][i] += g[i] * src[t][i],  i < n
 template <typename T>
 struct RowKernels {
   void (*taps_row)(T* out, int64_t n, const T* const* src, const T* w, int64_t ntaps, T init);
   void (*taps_dot)(T* acc, const T* g, int64_t n, const T* const* src, int64_t ntaps);
+  void (*vtaps_row)(T* out, int64_t n, const T* const* src, const T* const* w, int64_t ntaps,
+                    const T* init);
+  void (*vtaps_acc)(T* const* acc, int64_t n, const T* g, const T* const* src, int64_t ntaps);
 };
 
 struct UKernelSet {

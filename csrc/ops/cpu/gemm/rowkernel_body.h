@@ -86,3 +86,51 @@ void dw_taps_dot(typename V::T* acc, const typename V::T* g, int64_t n,
     }
   }
 }
+
+// Channels-last depthwise: per-element weights.
+// out[i] = init[i] + sum_t w[t][i] * src[t][i],  i < n.
+template <class V>
+void dw_vtaps_row(typename V::T* out, int64_t n, const typename V::T* const* src,
+                  const typename V::T* const* w, int64_t ntaps, const typename V::T* init) {
+  using R = typename V::reg;
+  constexpr int W = V::W;
+  constexpr int NV = 4;  // independent FMA chains
+  int64_t i = 0;
+  for (; i + NV * W <= n; i += NV * W) {
+    R a[NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) a[j] = V::load(init + i + j * W);
+    for (int64_t t = 0; t < ntaps; ++t) {
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j)
+        a[j] = V::fma(V::load(w[t] + i + j * W), V::load(src[t] + i + j * W), a[j]);
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) V::store(out + i + j * W, a[j]);
+  }
+  for (; i + W <= n; i += W) {
+    R a = V::load(init + i);
+    for (int64_t t = 0; t < ntaps; ++t) a = V::fma(V::load(w[t] + i), V::load(src[t] + i), a);
+    V::store(out + i, a);
+  }
+  for (; i < n; ++i) {
+    typename V::T a = init[i];
+    for (int64_t t = 0; t < ntaps; ++t) a += w[t][i] * src[t][i];
+    out[i] = a;
+  }
+}
+
+// acc[t][i] += g[i] * src[t][i],  i < n,  for every tap t.
+template <class V>
+void dw_vtaps_acc(typename V::T* const* acc, int64_t n, const typename V::T* g,
+                  const typename V::T* const* src, int64_t ntaps) {
+  constexpr int W = V::W;
+  int64_t i = 0;
+  for (; i + W <= n; i += W) {
+    const typename V::reg gv = V::load(g + i);
+    for (int64_t t = 0; t < ntaps; ++t)
+      V::store(acc[t] + i, V::fma(gv, V::load(src[t] + i), V::load(acc[t] + i)));
+  }
+  for (; i < n; ++i)
+    for (int64_t t = 0; t < ntaps; ++t) acc[t][i] += g[i] * src[t][i];
+}
