@@ -1,0 +1,116 @@
+"""The benchmark runs end to end in its smallest form and writes what it
+promises. It never asserts a speed: only that numbers are there."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import convext.bench
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # benchmarks/ is a checkout folder, not an installed package
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import cases, correctness, models, report, runner, suites  # noqa: E402
+# One thread, one round, no minimum time: seconds even on a busy 2-core machine.
+FAST = ["--quick", "--suite", "tiny", "--threads", "1", "--min-run-time", "0",
+        "--min-rounds", "1", "--no-progress", "--device", "cpu"]
+
+
+def _outputs(out_dir):
+    (json_path,) = out_dir.glob("*.json")
+    return json.loads(json_path.read_text()), json_path.with_suffix(".md").read_text()
+
+
+def test_command_line_writes_table_json_and_markdown(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "convext.bench", *FAST, "--shapes", "tiny.3x3",
+         "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    assert "fwd ratio" in proc.stdout and "tiny.3x3" in proc.stdout
+    assert "geomean convext/native" in proc.stdout
+
+    result, md = _outputs(tmp_path)
+    assert {"schema", "meta", "settings", "rows", "models", "summary", "wall_s"} <= set(result)
+    meta = result["meta"]
+    for key in ("torch", "convext_cpu_isa", "threads", "git", "timestamp", "argv", "cpu",
+                "machine", "platform"):
+        assert key in meta
+    assert meta["threads"] == 1 and {"commit", "dirty"} <= set(meta["git"])
+    assert result["settings"]["tf32"] == {"cudnn": False, "matmul": False, "applies": False}
+    (row,) = result["rows"]
+    assert row["shape"] == "tiny.3x3" and row["error"] is None and row["check"]["ok"]
+    assert set(row["timings"]) == {"fwd", "bwd", "fwdbwd"}
+    for t in row["timings"].values():
+        for side in ("convext", "native"):
+            assert {"median", "q1", "q3", "iqr", "n", "number"} <= set(t[side])
+            assert t[side]["median"] > 0 and t[side]["n"] >= 1
+        assert t["ratio"] > 0 and t["gflops_convext"] > 0
+    assert result["summary"]["float32/nchw"]["n"] == 1
+    assert "python -m convext.bench" in md and "| tiny.3x3 |" in md and "geomean" in md
+
+
+def test_models_in_process(tmp_path, capsys):
+    code = runner.main([*FAST, "--shapes", "tiny.1d*", "--models", "--model-size", "tiny",
+                        "--out", str(tmp_path)])
+    assert code == 0
+    result, md = _outputs(tmp_path)
+    assert [r["model"] for r in result["models"]] == [c.name for c in models.MODELS]
+    for row in result["models"]:
+        assert row["error"] is None and row["check"]["ok"], row
+        assert set(row["timings"]) == {"train", "infer"}
+    assert "train ratio" in capsys.readouterr().out and "## models" in md
+
+
+def test_mismatch_is_marked(monkeypatch):
+    def wrong(x, w, b=None, **kw):
+        return F.conv2d(x, w, b, **kw) * 1.01
+    monkeypatch.setitem(cases.IMPLS["convext"], 2, wrong)
+    opts = {"min_run_time": 0, "min_rounds": 1, "block_s": 0.001, "warmup_s": 0}
+    row = cases.bench_shape(suites.TINY[0], torch.float32, "cpu", "nchw", ["fwd"], 1, opts, None)
+    assert row["error"] is None and not row["check"]["ok"]
+    assert row["check"]["errors"]["out"] > row["check"]["tol"]
+    headers, table = report.shape_table([row], ["fwd"])
+    assert table[0][0].startswith("!!") and table[0][-1].startswith("MISMATCH")
+    assert report.geomeans([row], ["fwd"])["n"] == 0  # excluded from the geomean
+
+
+def test_correctness_tolerance_is_scale_free():
+    x = torch.randn(1000, dtype=torch.float64) * 1e6
+    assert correctness.normalized_error(x * (1 + 1e-7), x) < correctness.tolerance(torch.float32)
+    assert correctness.normalized_error(x.flip(0), x) > 0.1
+    assert correctness.normalized_error(x[:10], x) == float("inf")
+
+
+def test_entry_point_without_checkout(monkeypatch, tmp_path):
+    monkeypatch.setattr(convext.bench, "__file__", str(tmp_path / "convext" / "bench.py"))
+    with pytest.raises(SystemExit, match="source checkout"):
+        convext.bench.main([])
+
+
+def test_suite_shapes_are_consistent():
+    for shape in suites.ALL:
+        assert all(o > 0 for o in shape.out_size()), shape.name
+        assert shape.cin % shape.groups == 0 and shape.cout % shape.groups == 0
+        assert shape.flops_fwd(1) > 0 and shape.batch_for("cuda") >= 1
+    with pytest.raises(ValueError):
+        suites.select("no-such-suite")
+
+
+@pytest.mark.skipif(not (torch.cuda.is_available() and convext.with_cuda()),
+                    reason="needs a GPU and convext built with CUDA")
+def test_cuda_both_layouts(tmp_path):
+    fast_cuda = [a if a != "cpu" else "cuda" for a in FAST]
+    assert runner.main([*fast_cuda, "--dtypes", "fp32,bf16", "--out", str(tmp_path)]) == 0
+    result, md = _outputs(tmp_path)
+    assert result["meta"]["gpu"]["name"] and result["settings"]["tf32"]["applies"]
+    assert {(r["dtype"], r["layout"]) for r in result["rows"]} == {
+        (d, l) for d in ("float32", "bfloat16") for l in ("nchw", "channels_last")}
+    assert "float32/convext_channels_last_vs_native_nchw" in result["summary"]
