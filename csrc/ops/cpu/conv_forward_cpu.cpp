@@ -17,13 +17,12 @@ namespace convext {
 namespace cpu {
 namespace {
 
-template <typename S>
+// S: tensor element type, P: packed operand type, T: accumulator type.
+template <typename S, typename P, typename T>
 void forward_gemm(const at::Tensor& input, const at::Tensor& weight, const at::Tensor* bias,
-                  at::Tensor& out, const ConvShape& s) {
-  using T = at::opmath_type<S>;
-  const UKernel<T>& uk = ukernel_for<T>();
+                  at::Tensor& out, const ConvShape& s, const UKernel<P, T>& uk) {
   const int64_t M = s.ocg(), K = s.icg() * s.taps(), Q = s.N * s.OH * s.OW;
-  const int64_t KC = kc_block<T>(uk.nr), Mp = round_up(M, uk.mr);
+  const int64_t KC = kc_block<P>(uk), Mp = round_up(M, uk.mr), Kp = panel_k(uk, K);
 
   std::vector<int64_t> off_h(s.taps()), off_w(s.taps());
   for (int64_t t = 0; t < s.taps(); ++t) {
@@ -31,14 +30,14 @@ void forward_gemm(const at::Tensor& input, const at::Tensor& weight, const at::T
     off_w[t] = (t % s.KW) * s.dw - s.pw;
   }
 
-  // Weights as A panels: group g, K block starting at k0 -> a + g*Mp*K + k0*Mp.
-  Scratch<T> a(s.G * Mp * K);
+  // Weights as A panels: group g, K block starting at k0 -> a + g*Mp*Kp + k0*Mp.
+  Scratch<P> a(s.G * Mp * Kp);
   const S* w = weight.const_data_ptr<S>();
   const auto ws = weight.strides();
   for (int64_t g = 0; g < s.G; ++g) {
     for (int64_t k0 = 0; k0 < K; k0 += KC) {
       const int64_t kc = std::min(KC, K - k0);
-      pack_dense_col_panels(M, k0, kc, uk.mr, a.ptr + g * Mp * K + k0 * Mp,
+      pack_dense_col_panels(M, k0, kc, uk.mr, uk.kr, a.ptr + g * Mp * Kp + k0 * Mp,
                             [&](int64_t m, int64_t k) {
                               const int64_t c = k / s.taps(), t = k % s.taps();
                               return w[(g * M + m) * ws[0] + c * ws[1] +
@@ -53,13 +52,14 @@ void forward_gemm(const at::Tensor& input, const at::Tensor& weight, const at::T
     for (int64_t i = 0; i < s.OC; ++i) b[i] = static_cast<T>(bp[i]);
   }
 
-  const TilePlan plan = plan_tiles(s.G, M, Q, uk.mr, uk.nr, l2_block<T>(KC, uk.mr),
-                                   l2_block<T>(KC, uk.nr));
+  const TilePlan plan = plan_tiles(s.G, M, Q, uk.mr, uk.nr, l2_block<P>(KC, uk.mr),
+                                   l2_block<P>(KC, uk.nr));
   const S* in = input.const_data_ptr<S>();
   S* o = out.mutable_data_ptr<S>();
 
   at::parallel_for(0, s.G * plan.tasks_per_group(), grain_size(s.G * plan.tasks_per_group(), s), [&](int64_t begin, int64_t end) {
-    Scratch<T> bbuf(KC * plan.NC), cbuf(plan.MC * plan.NC);
+    Scratch<P> bbuf(KC * plan.NC);
+    Scratch<T> cbuf(plan.MC * plan.NC);
     std::vector<Segment> segs;
     for (int64_t task = begin; task < end; ++task) {
       const int64_t g = task / plan.tasks_per_group();
@@ -75,8 +75,8 @@ void forward_gemm(const at::Tensor& input, const at::Tensor& weight, const at::T
       if (K == 0) std::fill(cbuf.ptr, cbuf.ptr + plan.MC * plan.NC, T(0));
       for (int64_t k0 = 0; k0 < K; k0 += KC) {
         const int64_t kc = std::min(KC, K - k0);
-        pack_row_panels(src, k0, kc, q0, nq, uk.nr, bbuf.ptr, segs);
-        const T* ap = a.ptr + g * Mp * K + k0 * Mp + (m0 / uk.mr) * kc * uk.mr;
+        pack_row_panels(src, k0, kc, q0, nq, uk.nr, uk.kr, bbuf.ptr, segs);
+        const P* ap = a.ptr + g * Mp * Kp + k0 * Mp + (m0 / uk.mr) * panel_k(uk, kc) * uk.mr;
         gemm_tiles(uk, kc, ap, mp, bbuf.ptr, np, cbuf.ptr, plan.NC, k0 > 0);
       }
 
@@ -97,7 +97,9 @@ void CpuKernels::forward(const at::Tensor& input, const at::Tensor& weight,
     if (s.depthwise()) {
       depthwise_forward<scalar_t>(input, weight, bias, out, s);
     } else {
-      forward_gemm<scalar_t>(input, weight, bias, out, s);
+      with_ukernel<scalar_t>([&](const auto& uk) {
+        forward_gemm<scalar_t>(input, weight, bias, out, s, uk);
+      });
     }
   });
 }

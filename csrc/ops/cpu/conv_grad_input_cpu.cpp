@@ -42,16 +42,15 @@ void phase_taps(int64_t r, int64_t s, int64_t p, int64_t d, int64_t K,
   }
 }
 
-template <typename S>
+// S: tensor element type, P: packed operand type, T: accumulator type.
+template <typename S, typename P, typename T>
 void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight,
-                     at::Tensor& grad_in, const ConvShape& s) {
-  using T = at::opmath_type<S>;
-  const UKernel<T>& uk = ukernel_for<T>();
+                     at::Tensor& grad_in, const ConvShape& s, const UKernel<P, T>& uk) {
   const int64_t M = s.icg(), OCg = s.ocg();
-  const int64_t KC = kc_block<T>(uk.nr), Mp = round_up(M, uk.mr);
+  const int64_t KC = kc_block<P>(uk), Mp = round_up(M, uk.mr);
   const int64_t Q_per_image_max = ceil_div(s.H, s.sh) * ceil_div(s.W, s.sw);
   const TilePlan plan = plan_tiles(s.G * s.sh * s.sw, M, s.N * Q_per_image_max, uk.mr,
-                                   uk.nr, l2_block<T>(KC, uk.mr), l2_block<T>(KC, uk.nr));
+                                   uk.nr, l2_block<P>(KC, uk.mr), l2_block<P>(KC, uk.nr));
 
   // Describe the phases and pack Wt for each (phase, group).
   std::vector<Phase> phases;
@@ -72,7 +71,7 @@ void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight,
         }
       }
       ph.a_offset = a_size;
-      a_size += s.G * Mp * OCg * static_cast<int64_t>(ph.kh.size());
+      a_size += s.G * Mp * panel_k(uk, OCg * static_cast<int64_t>(ph.kh.size()));
       const int64_t Q = s.N * ph.TH * ph.TW;
       ph.task_begin = tasks;
       tasks += s.G * plan.m_blocks * ceil_div(Q, plan.NC);
@@ -80,15 +79,15 @@ void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight,
     }
   }
 
-  Scratch<T> a(a_size);
+  Scratch<P> a(a_size);
   const S* w = weight.const_data_ptr<S>();
   const auto ws = weight.strides();
   for (const Phase& ph : phases) {
-    const int64_t nt = ph.kh.size(), K = OCg * nt;
+    const int64_t nt = ph.kh.size(), K = OCg * nt, Kp = panel_k(uk, K);
     for (int64_t g = 0; g < s.G; ++g) {
       for (int64_t k0 = 0; k0 < K; k0 += KC) {
         const int64_t kc = std::min(KC, K - k0);
-        pack_dense_col_panels(M, k0, kc, uk.mr, a.ptr + ph.a_offset + g * Mp * K + k0 * Mp,
+        pack_dense_col_panels(M, k0, kc, uk.mr, uk.kr, a.ptr + ph.a_offset + g * Mp * Kp + k0 * Mp,
                               [&](int64_t m, int64_t k) {
                                 const int64_t oc = k / nt, t = k % nt;
                                 return w[(g * OCg + oc) * ws[0] + m * ws[1] +
@@ -102,13 +101,15 @@ void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight,
   S* gi = grad_in.mutable_data_ptr<S>();
 
   at::parallel_for(0, tasks, grain_size(tasks, s), [&](int64_t begin, int64_t end) {
-    Scratch<T> bbuf(KC * plan.NC), cbuf(plan.MC * plan.NC);
+    Scratch<P> bbuf(KC * plan.NC);
+    Scratch<T> cbuf(plan.MC * plan.NC);
     std::vector<Segment> segs;
     size_t pi = 0;
     for (int64_t task = begin; task < end; ++task) {
       while (pi + 1 < phases.size() && phases[pi + 1].task_begin <= task) ++pi;
       const Phase& ph = phases[pi];
-      const int64_t nt = ph.kh.size(), K = OCg * nt, Q = s.N * ph.TH * ph.TW;
+      const int64_t nt = ph.kh.size(), K = OCg * nt, Kp = panel_k(uk, K);
+      const int64_t Q = s.N * ph.TH * ph.TW;
       const int64_t n_blocks = ceil_div(Q, plan.NC);
       const int64_t local = task - ph.task_begin;
       const int64_t g = local / (plan.m_blocks * n_blocks);
@@ -124,8 +125,9 @@ void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight,
       if (K == 0) std::fill(cbuf.ptr, cbuf.ptr + plan.MC * plan.NC, T(0));
       for (int64_t k0 = 0; k0 < K; k0 += KC) {
         const int64_t kc = std::min(KC, K - k0);
-        pack_row_panels(src, k0, kc, q0, nq, uk.nr, bbuf.ptr, segs);
-        const T* ap = a.ptr + ph.a_offset + g * Mp * K + k0 * Mp + (m0 / uk.mr) * kc * uk.mr;
+        pack_row_panels(src, k0, kc, q0, nq, uk.nr, uk.kr, bbuf.ptr, segs);
+        const P* ap = a.ptr + ph.a_offset + g * Mp * Kp + k0 * Mp +
+                      (m0 / uk.mr) * panel_k(uk, kc) * uk.mr;
         gemm_tiles(uk, kc, ap, mp, bbuf.ptr, np, cbuf.ptr, plan.NC, k0 > 0);
       }
 
@@ -146,7 +148,9 @@ void CpuKernels::grad_input(const at::Tensor& grad_out, const at::Tensor& weight
     if (s.depthwise()) {
       depthwise_grad_input<scalar_t>(grad_out, weight, grad_in, s);
     } else {
-      grad_input_gemm<scalar_t>(grad_out, weight, grad_in, s);
+      with_ukernel<scalar_t>([&](const auto& uk) {
+        grad_input_gemm<scalar_t>(grad_out, weight, grad_in, s, uk);
+      });
     }
   });
 }

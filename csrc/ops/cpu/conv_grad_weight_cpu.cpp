@@ -26,7 +26,7 @@ void grad_weight_gemm(const at::Tensor& grad_out, const at::Tensor& input,
   using T = at::opmath_type<S>;
   const UKernel<T>& uk = ukernel_for<T>();
   const int64_t M = s.ocg(), N = s.icg() * s.taps(), R = s.N * s.OH * s.OW;
-  const int64_t KC = kc_block<T>(uk.nr);
+  const int64_t KC = kc_block(uk);
   const TilePlan plan = plan_tiles(s.G, M, N, uk.mr, uk.nr, l2_block<T>(KC, uk.mr),
                                    l2_block<T>(KC, uk.nr));
   const int64_t tiles = s.G * plan.tasks_per_group();

@@ -3,10 +3,12 @@
 // that every dense CPU conv kernel is built on.
 
 #include <ATen/ATen.h>
+#include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "ops/cpu/gemm/grid.h"
 #include "ops/cpu/gemm/microkernel.h"
@@ -19,9 +21,10 @@ inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 // Reduction block: one B micro-panel (KC x NR) should stay in L1 (~24 KiB)
 // while the kernel walks every A panel of the block.
-template <typename T>
-int64_t kc_block(int nr) {
-  return std::max<int64_t>(64, (24 * 1024) / (nr * static_cast<int64_t>(sizeof(T))));
+template <typename P, typename T>
+int64_t kc_block(const UKernel<P, T>& uk) {
+  const int64_t kc = std::max<int64_t>(64, (24 * 1024) / (uk.nr * int64_t(sizeof(P))));
+  return kc / uk.kr * uk.kr;  // whole kr groups, so only the last block pads
 }
 
 // Row (M) and column (N) blocks: an A block (MC x KC) and a B block (KC x NC)
@@ -38,22 +41,42 @@ struct Scratch {
   at::Tensor t;
   T* ptr = nullptr;
   explicit Scratch(int64_t n) {
-    const auto dtype = sizeof(T) == 8 ? at::kDouble : at::kFloat;
+    static_assert(sizeof(T) == 8 || sizeof(T) == 4 || sizeof(T) == 2);
+    const auto dtype = sizeof(T) == 8 ? at::kDouble : sizeof(T) == 4 ? at::kFloat : at::kShort;
     t = at::empty({std::max<int64_t>(n, 1)}, at::TensorOptions().dtype(dtype));
     ptr = reinterpret_cast<T*>(t.data_ptr());
   }
 };
 
+// Panel rows for a reduction block of kc: kc rounded up to the kernel's kr.
+template <typename P, typename T>
+inline int64_t panel_k(const UKernel<P, T>& uk, int64_t kc) {
+  return (kc + uk.kr - 1) / uk.kr * uk.kr;
+}
+
 // C (padded to whole tiles, row stride ldc) (+)= A panels x B panels.
-template <typename T>
-inline void gemm_tiles(const UKernel<T>& uk, int64_t kc, const T* a, int64_t m_panels,
-                       const T* b, int64_t n_panels, T* c, int64_t ldc, bool accumulate) {
+template <typename P, typename T>
+inline void gemm_tiles(const UKernel<P, T>& uk, int64_t kc, const P* a, int64_t m_panels,
+                       const P* b, int64_t n_panels, T* c, int64_t ldc, bool accumulate) {
+  const int64_t kp = panel_k(uk, kc);
   for (int64_t jp = 0; jp < n_panels; ++jp) {
-    const T* bp = b + jp * kc * uk.nr;
+    const P* bp = b + jp * kp * uk.nr;
     for (int64_t ip = 0; ip < m_panels; ++ip) {
-      uk.fn(kc, a + ip * kc * uk.mr, bp, c + ip * uk.mr * ldc + jp * uk.nr, ldc, accumulate);
+      uk.fn(kc, a + ip * kp * uk.mr, bp, c + ip * uk.mr * ldc + jp * uk.nr, ldc, accumulate);
     }
   }
+}
+
+// Runs body(uk) with the kernel for packing S-typed tensors: the bfloat16
+// dot-product kernel for bfloat16 where the CPU has it, else the kernel of
+// the op-math type (float for bfloat16/half).
+template <typename S, typename Body>
+void with_ukernel(Body&& body) {
+  using T = at::opmath_type<S>;
+  if constexpr (std::is_same_v<S, c10::BFloat16>) {
+    if (ukernels().bf16.fn) return body(ukernels().bf16);
+  }
+  body(ukernel_for<T>());
 }
 
 // Splits an M x N output into tasks of MC x NC (multiples of MR, NR), making

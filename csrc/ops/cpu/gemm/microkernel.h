@@ -14,12 +14,19 @@
 namespace convext {
 namespace cpu {
 
-template <typename T>
+// P: the packed operand type, T: the accumulator (C) type. `kr` consecutive
+// k values are interleaved per lane: panels hold ceil(kc/kr) rows of MR*kr
+// (A) or NR*kr (B) values, the last row zero-padded.
+template <typename P, typename T = P>
 struct UKernel {
-  void (*fn)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, bool accumulate);
+  void (*fn)(int64_t kc, const P* a, const P* b, T* c, int64_t ldc, bool accumulate);
   int mr;
   int nr;
+  int kr = 1;
 };
+
+// bfloat16 operands travel as their raw bits (ISA files include no torch header).
+using Bf16Bits = uint16_t;
 
 // Depthwise rows, with every tap given as a unit-stride source run:
 //   taps_row: out[i] = init + sum_t w[t] * src[t][i],  i < n.
@@ -49,15 +56,20 @@ struct UKernelSet {
   RowKernels<float> row_f32;
   RowKernels<double> row_f64;
   const char* isa;
+  // bfloat16 pairs dot-multiplied into float (AVX512-BF16); fn is null where
+  // the CPU lacks it, and bfloat16 then goes through the f32 kernel.
+  UKernel<Bf16Bits, float> bf16{nullptr, 0, 0, 2};
 };
 
 // Defined in the per-ISA translation units. x86-64 ones return false when
 // they were not compiled in; the caller checks the CPU before using them.
 bool ukernels_avx512(UKernelSet* out);
+bool ukernels_avx512bf16(UKernelSet* out);  // adds bf16 to an avx512 set
 bool ukernels_avx2(UKernelSet* out);
 UKernelSet ukernels_generic();
 
-// The set for this CPU (chosen once). CONVEXT_ISA=generic|avx2|avx512 caps it.
+// The set for this CPU (chosen once). CONVEXT_ISA=generic|avx2|avx512|avx512bf16
+// caps it.
 const UKernelSet& ukernels();
 
 // The kernels for a compute type.

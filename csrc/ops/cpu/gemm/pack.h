@@ -2,12 +2,21 @@
 // Packing GEMM operands into microkernel panels, converting the tensor's
 // element type S to the compute type T (bfloat16/half -> float) on the way.
 
+#include <c10/util/BFloat16.h>
+
 #include <vector>
 
 #include "ops/cpu/gemm/grid.h"
+#include "ops/cpu/gemm/microkernel.h"
 
 namespace convext {
 namespace cpu {
+
+// Element conversion into a packed panel.
+template <typename T, typename S>
+inline T pack_value(S v) { return static_cast<T>(v); }
+template <>
+inline Bf16Bits pack_value<Bf16Bits, c10::BFloat16>(c10::BFloat16 v) { return v.x; }
 
 // Row k of a GridView: its channel and tap offsets, resolved once per row.
 template <typename S>
@@ -35,9 +44,9 @@ inline void gather(const GridView<const S>& v, const GridRow<S>& row, const Segm
     const S* src = row.chan + seg.n * v.sn + y * v.sh + x * v.sw;
     const int64_t ss = v.step_w * v.sw;
     if (ss == 1 && dst_stride == 1) {
-      for (int64_t i = lo; i < hi; ++i) dst[i] = static_cast<T>(src[i]);
+      for (int64_t i = lo; i < hi; ++i) dst[i] = pack_value<T>(src[i]);
     } else {
-      for (int64_t i = lo; i < hi; ++i) dst[i * dst_stride] = static_cast<T>(src[i * ss]);
+      for (int64_t i = lo; i < hi; ++i) dst[i * dst_stride] = pack_value<T>(src[i * ss]);
     }
   }
   for (int64_t i = hi; i < seg.len; ++i) dst[i * dst_stride] = T(0);
@@ -67,25 +76,55 @@ inline void prefetch_row(const GridView<const S>& v, const GridRow<S>& row,
 }
 
 // "Row panels": rows [k0, k0+kc) by columns [q0, q0+nq), as panels of P
-// columns each holding kc rows of P values: dst[(p*kc + kk)*P + j].
-// This is the B operand of forward / grad_input (P = NR). Rows are the outer
-// loop so each source row is read as one long run.
+// columns each holding ceil(kc/R) rows of P groups of R consecutive k values:
+//   dst[p*kcR*P + (kk/R)*P*R + j*R + kk%R],  kcR = round_up(kc, R),
+// the k padding zero. This is the B operand of forward / grad_input (P = NR,
+// R = the kernel's kr: 1, or 2 for bfloat16 pairs). Rows are the outer loop
+// so each source row is read as one long run.
 template <typename T, typename S>
 void pack_row_panels(const GridView<const S>& v, int64_t k0, int64_t kc, int64_t q0,
-                     int64_t nq, int P, T* dst, std::vector<Segment>& segs) {
+                     int64_t nq, int P, int R, T* dst, std::vector<Segment>& segs) {
+  const int64_t kcR = (kc + R - 1) / R * R, panels = (nq + P - 1) / P;
   grid_segments(v.GH, v.GW, q0, q0 + nq, segs, P);
-  for (int64_t kk = 0; kk < kc; ++kk) {
-    const GridRow<S> row(v, k0 + kk);
-    if (kk + 2 < kc) prefetch_row(v, GridRow<S>(v, k0 + kk + 2), segs);
-    for (const auto& s : segs) {
-      const int64_t rel = s.q0 - q0, p = rel / P;
-      gather(v, row, s, dst + (p * kc + kk) * P + (rel - p * P), 1);
+  if (R == 1) {
+    for (int64_t kk = 0; kk < kc; ++kk) {
+      const GridRow<S> row(v, k0 + kk);
+      if (kk + 2 < kc) prefetch_row(v, GridRow<S>(v, k0 + kk + 2), segs);
+      for (const auto& s : segs) {
+        const int64_t rel = s.q0 - q0, p = rel / P;
+        gather(v, row, s, dst + p * kc * P + kk * P + (rel - p * P), 1);
+      }
+    }
+  } else {
+    // Pairs of rows: gather both as contiguous runs, then interleave (a
+    // stride-2 gather would store one element at a time).
+    std::vector<T> pair(2 * nq);
+    for (int64_t kk = 0; kk < kc; kk += 2) {
+      for (int r = 0; r < 2; ++r) {
+        T* run = pair.data() + r * nq;
+        if (kk + r >= kc) {
+          std::fill(run, run + nq, T(0));
+          continue;
+        }
+        const GridRow<S> row(v, k0 + kk + r);
+        for (const auto& s : segs) gather(v, row, s, run + (s.q0 - q0), 1);
+      }
+      for (int64_t p = 0; p < panels; ++p) {
+        T* out = dst + p * kcR * P + kk * P;
+        const T* a = pair.data() + p * P;
+        const T* b = a + nq;
+        const int64_t width = std::min<int64_t>(P, nq - p * P);
+        for (int64_t j = 0; j < width; ++j) {
+          out[2 * j] = a[j];
+          out[2 * j + 1] = b[j];
+        }
+      }
     }
   }
-  if (const int64_t tail = nq % P) {  // zero-fill the last panel's spare columns
-    T* last = dst + (nq / P) * kc * P;
-    for (int64_t kk = 0; kk < kc; ++kk)
-      for (int64_t j = tail; j < P; ++j) last[kk * P + j] = T(0);
+  if (const int64_t width = nq - (panels - 1) * P; width < P) {  // spare columns
+    T* panel = dst + (panels - 1) * kcR * P;
+    for (int64_t kk = 0; kk < kcR; ++kk)
+      for (int64_t j = width; j < P; ++j) panel[(kk / R) * P * R + j * R + kk % R] = T(0);
   }
 }
 
@@ -109,18 +148,20 @@ void pack_col_panels(const GridView<const S>& v, int64_t k0, int64_t nk, int64_t
   }
 }
 
-// Packs a dense row-major matrix block M[r][k] (given by an accessor) as
-// column panels: dst[(p*kc + kk)*P + i] = M(r0 + p*P + i, k0 + kk), zero
-// beyond nr rows. Used for weights (the A operand).
+// Packs a dense matrix block M[r][k] (given by an accessor) as column panels
+// in the same layout as pack_row_panels with rows and columns swapped:
+//   dst[p*kcR*P + (kk/R)*P*R + i*R + kk%R] = M(p*P + i, k0 + kk),
+// zero beyond nr rows and kc columns. Used for weights (the A operand).
 template <typename T, typename F>
-void pack_dense_col_panels(int64_t nr, int64_t k0, int64_t kc, int P, T* dst, F&& at) {
+void pack_dense_col_panels(int64_t nr, int64_t k0, int64_t kc, int P, int R, T* dst, F&& at) {
+  const int64_t kcR = (kc + R - 1) / R * R;
   for (int64_t p = 0; p * P < nr; ++p) {
-    T* panel = dst + p * kc * P;
+    T* panel = dst + p * kcR * P;
     const int64_t h = std::min<int64_t>(P, nr - p * P);
-    for (int64_t kk = 0; kk < kc; ++kk) {
-      T* row = panel + kk * P;
-      for (int64_t i = 0; i < h; ++i) row[i] = static_cast<T>(at(p * P + i, k0 + kk));
-      for (int64_t i = h; i < P; ++i) row[i] = T(0);
+    for (int64_t kk = 0; kk < kcR; ++kk) {
+      T* row = panel + (kk / R) * P * R + kk % R;
+      for (int64_t i = 0; i < P; ++i)
+        row[i * R] = i < h && kk < kc ? pack_value<T>(at(p * P + i, k0 + kk)) : T(0);
     }
   }
 }
