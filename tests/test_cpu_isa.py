@@ -1,8 +1,8 @@
 """Every CPU microkernel set gives torch's results. The set is chosen once per
 process from the CPU's features, capped by CONVEXT_ISA, so each one is tested
 in a fresh process: convext must report the requested set, and the value
-tests of test_functional.py must pass under it (float32 and float64: the
-bfloat16/float16 paths compute with the float32 microkernel)."""
+tests of test_functional.py must pass under it, for every dtype (bfloat16
+uses the AVX512-BF16 kernel under avx512bf16, the float32 one otherwise)."""
 import os
 import subprocess
 import sys
@@ -31,7 +31,8 @@ def cpu_supports(isa):
     flags = cpu_flags()
     if flags is None:
         pytest.skip("cannot read the CPU's features")
-    needed = {"generic": set(), "avx2": {"avx2", "fma"}, "avx512": {"avx512f"}}[isa]
+    needed = {"generic": set(), "avx2": {"avx2", "fma"}, "avx512": {"avx512f"},
+              "avx512bf16": {"avx512f", "avx512_bf16"}}[isa]
     return needed <= flags
 
 
@@ -41,22 +42,25 @@ def run_python(args, isa, timeout):
                           text=True, timeout=timeout)
 
 
-@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
+ISAS = ["generic", "avx2", "avx512", "avx512bf16"]
+REPORTED = {"avx512bf16": "avx512+bf16"}
+
+
+@pytest.mark.parametrize("isa", ISAS)
 def test_isa_cap_is_honoured(isa):
     if not cpu_supports(isa):
         pytest.skip(f"this CPU has no {isa}")
     result = run_python(["-c", "import convext; print(convext.cpu_isa())"], isa, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == isa
+    assert result.stdout.strip() == REPORTED.get(isa, isa)
 
 
-@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
+@pytest.mark.parametrize("isa", ISAS)
 def test_values_match_torch_under_isa(isa):
     if not cpu_supports(isa):
         pytest.skip(f"this CPU has no {isa}")
-    if isa == convext.cpu_isa():
+    if REPORTED.get(isa, isa) == convext.cpu_isa():
         pytest.skip(f"{isa} is this process's set: test_functional.py runs under it directly")
     result = run_python(["-m", "pytest", str(TESTS_DIR / "test_functional.py"), "-q", "-x",
-                         "-p", "no:cacheprovider", "-k", "matches_torch and (float32 or float64)"],
-                        isa, timeout=300)
+                         "-p", "no:cacheprovider", "-k", "matches_torch"], isa, timeout=300)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

@@ -11,10 +11,11 @@
 //                           Tensor& grad_w, const ConvShape&);
 //   static void grad_bias(const Tensor& grad_out, Tensor& grad_b);
 // All 4D tensors are (N, C, H, W) views with any strides; the kernels write
-// every element of their (non-empty) output.
-// and registers ConvOps<K>::... in its TORCH_LIBRARY_IMPL block.
+// every element of their (non-empty) output. The backend registers them with
+// register_conv_ops<K>(m) in its TORCH_LIBRARY_IMPL block.
 
 #include <ATen/ATen.h>
+#include <torch/library.h>
 
 #include "ops/conv_params.h"
 
@@ -85,5 +86,18 @@ struct ConvOps {
     return grad_b;
   }
 };
+
+// Registers backend K's kernels for every convext op.
+template <class K>
+void register_conv_ops(torch::Library& m) {
+  using Ops = ConvOps<K>;
+  m.impl("conv1d", TORCH_FN((Ops::template conv<1>)));
+  m.impl("conv2d", TORCH_FN((Ops::template conv<2>)));
+  m.impl("conv1d_grad_input", TORCH_FN((Ops::template grad_input<1>)));
+  m.impl("conv2d_grad_input", TORCH_FN((Ops::template grad_input<2>)));
+  m.impl("conv1d_grad_weight", TORCH_FN((Ops::template grad_weight<1>)));
+  m.impl("conv2d_grad_weight", TORCH_FN((Ops::template grad_weight<2>)));
+  m.impl("conv_grad_bias", TORCH_FN(Ops::grad_bias));
+}
 
 }  // namespace convext
