@@ -1,0 +1,76 @@
+// Forward convolution on CUDA as an implicit GEMM per group:
+//   out[m][q] = bias[m] + sum_k W[m][k] * in_patch[k][q]
+// m: output channel, k = (input channel, kh, kw), q = (n, oh, ow).
+// Small outputs with long reductions (late layers at batch 1) split k into
+// partial sums that a second kernel adds, with the bias, in a fixed order.
+
+#include <ATen/Dispatch.h>
+
+#include "ops/cuda/conv_kernels_cuda.h"
+#include "ops/cuda/conv_operands.cuh"
+#include "ops/cuda/depthwise_cuda.cuh"
+#include "ops/cuda/gemm_problem.cuh"
+#include "ops/cuda/split_reduce.cuh"
+
+namespace convext {
+namespace cuda {
+namespace {
+
+template <typename S>
+void forward_gemm(const at::Tensor& input, const at::Tensor& weight, const at::Tensor* bias,
+                  at::Tensor& out, const ConvShape& s) {
+  using T = at::opmath_type<S>;
+  const Strides4 is = strides4(input), ws = strides4(weight), os = strides4(out);
+  GemmProblem<S, S> p;
+  p.a = weight_rows(weight.const_data_ptr<S>(), ws, s);
+  p.b = input_patches(input.const_data_ptr<S>(), is, s, /*reduce_over_positions=*/false);
+  p.c.ptr = out.mutable_data_ptr<S>();
+  p.c.m = linear_axis(os.c);
+  p.c.n = grid_positions(os, s.OH, s.OW);
+  p.M = s.ocg();
+  p.N = s.N * s.OH * s.OW;
+  p.K = s.icg() * s.taps();
+  p.groups = s.G;
+  p.a_group = s.ocg() * ws.n;
+  p.b_group = s.icg() * is.c;
+  p.c_group = s.ocg() * os.c;
+  if (bias) {
+    p.bias = bias->const_data_ptr<S>();
+    p.bias_stride = bias->stride(0);
+  }
+
+  const bool big = use_big_tiles<T>(p.M, p.N, p.groups, /*split_fills=*/false);
+  with_tile<T>(big, [&](auto cfg) {
+    using Cfg = decltype(cfg);
+    plan<Cfg>(p, /*allow_split=*/true);
+    if (p.splits == 1) {
+      launch_igemm<Cfg, S, S, false>(p, p.blocks());
+      return;
+    }
+    at::Tensor part = scratch<T>(out, p.splits * s.OC * p.N);
+    launch_igemm<Cfg, S, T, false>(to_partials(p, part.mutable_data_ptr<T>()), p.blocks());
+    ReduceTarget<S> target;
+    target.ptr = p.c.ptr;
+    target.row_stride = os.c;
+    target.cols = p.c.n;
+    target.bias = p.bias;
+    target.bias_stride = p.bias_stride;
+    split_reduce<S, T>(part.const_data_ptr<T>(), p.splits, s.OC, p.N, target);
+  });
+}
+
+}  // namespace
+
+void CudaKernels::forward(const at::Tensor& input, const at::Tensor& weight,
+                          const at::Tensor* bias, at::Tensor& out, const ConvShape& s) {
+  if (s.depthwise()) {
+    depthwise_forward(input, weight, bias, out, s);
+    return;
+  }
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, input.scalar_type(),
+                                  "convext_conv_forward_cuda",
+                                  [&] { forward_gemm<scalar_t>(input, weight, bias, out, s); });
+}
+
+}  // namespace cuda
+}  // namespace convext

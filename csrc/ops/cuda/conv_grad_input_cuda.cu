@@ -1,0 +1,145 @@
+// Gradient w.r.t. the input on CUDA, as implicit GEMMs without col2im (the
+// CPU backend's stride-phase decomposition, see conv_grad_input_cpu.cpp).
+//
+// Input positions split into stride phases, ih = rh + sh*t. Only the taps
+// with (rh + ph - kh*dh) % sh == 0 reach phase rh; they are kh0, kh0 + kstep,
+// ... (kstep = sh / gcd(sh, dh)) and read grad_output at oh = t + o0 - j*ostep.
+// So per phase and group:
+//   grad_in[c][t] = sum_k Wt[c][k] * go_patch[k][t],  k = (output channel, tap)
+// Phases are disjoint, so every element is written once, with no atomics.
+// One launch covers every phase: each block derives its phase's taps from
+// its index.
+
+#include <ATen/Dispatch.h>
+
+#include <numeric>
+
+#include "ops/cuda/conv_kernels_cuda.h"
+#include "ops/cuda/conv_operands.cuh"
+#include "ops/cuda/depthwise_cuda.cuh"
+#include "ops/cuda/gemm_problem.cuh"
+
+namespace convext {
+namespace cuda {
+namespace {
+
+// One spatial dim of a phase: its grid size, first tap, tap count, and
+// grad_output offset of the first tap and per further tap.
+struct PhaseDim {
+  int64_t extent = 0, k0 = 0, ntaps = 0, o0 = 0, ostep = 0;
+};
+
+C10_HOST_DEVICE inline PhaseDim phase_dim(int64_t r, int64_t s, int64_t p, int64_t d, int64_t K,
+                                          int64_t kstep, int64_t size) {
+  PhaseDim q;
+  q.extent = (size - r + s - 1) / s;
+  for (int64_t k = 0; k < K && k < kstep; ++k) {
+    const int64_t v = r + p - k * d;
+    if (v % s == 0) {
+      q.k0 = k;
+      q.ntaps = (K - k + kstep - 1) / kstep;
+      q.o0 = v / s;
+      q.ostep = kstep * d / s;  // kstep * d = lcm(s, d)
+      break;
+    }
+  }
+  return q;
+}
+
+template <typename S>
+struct GradInputPhases {
+  const S* w = nullptr;
+  const S* go = nullptr;
+  S* gi = nullptr;
+  Strides4 ws, gs, is;
+  int64_t N = 0, H = 0, W = 0, OH = 0, OW = 0, KH = 0, KW = 0;
+  int64_t sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1, icg = 0, ocg = 0, G = 1;
+  int64_t kstep_h = 1, kstep_w = 1, phases_h = 1, phases_w = 1;
+  int64_t tiles_m = 1, tiles_n = 1;  // tiles_n: of the largest phase (rh = rw = 0)
+
+  int64_t blocks() const { return phases_h * phases_w * G * tiles_m * tiles_n; }
+
+  __device__ bool tile(int64_t blk, int BM, int BN, GemmTile<S, S>& t) const {
+    const int64_t mt = blk % tiles_m;
+    blk /= tiles_m;
+    const int64_t nt = blk % tiles_n;
+    blk /= tiles_n;
+    const int64_t g = blk % G;
+    blk /= G;
+    const int64_t rw = blk % phases_w, rh = blk / phases_w;
+    const PhaseDim y = phase_dim(rh, sh, ph, dh, KH, kstep_h, H);
+    const PhaseDim x = phase_dim(rw, sw, pw, dw, KW, kstep_w, W);
+    t.M = icg;
+    t.N = N * y.extent * x.extent;
+    t.m0 = mt * BM;
+    t.n0 = nt * BN;
+    if (t.n0 >= t.N) return false;
+    t.k0 = 0;
+    t.k1 = ocg * y.ntaps * x.ntaps;  // 0: no tap reaches the phase, it is all zeros
+    // A: weight (OC, C/G, KH, KW) as rows of input channels x (oc, phase tap).
+    t.a.ptr = w;
+    t.a.off = g * ocg * ws.n + y.k0 * ws.h + x.k0 * ws.w;
+    t.a.mn = linear_axis(ws.c);
+    t.a.k = grid_axis(ws.n, y.ntaps, x.ntaps, kstep_h, kstep_w, ws.h, ws.w);
+    // B: grad_output at (ty + o0 - j*ostep, tx + ...), zero outside it.
+    t.b.ptr = go;
+    t.b.off = g * ocg * gs.c + y.o0 * gs.h + x.o0 * gs.w;
+    t.b.h0 = y.o0;
+    t.b.w0 = x.o0;
+    t.b.H = OH;
+    t.b.W = OW;
+    t.b.mn = grid_axis(gs.n, y.extent, x.extent, 1, 1, gs.h, gs.w);
+    t.b.k = grid_axis(gs.c, y.ntaps, x.ntaps, -y.ostep, -x.ostep, gs.h, gs.w);
+    // C: grad_input at (rh + sh*ty, rw + sw*tx).
+    t.c.ptr = gi;
+    t.c.off = g * icg * is.c + rh * is.h + rw * is.w;
+    t.c.m = linear_axis(is.c);
+    t.c.n = grid_positions(is, y.extent, x.extent, sh, sw);
+    return true;
+  }
+};
+
+template <typename S>
+void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight, at::Tensor& grad_in,
+                     const ConvShape& s) {
+  using T = at::opmath_type<S>;
+  GradInputPhases<S> p;
+  p.w = weight.const_data_ptr<S>();
+  p.go = grad_out.const_data_ptr<S>();
+  p.gi = grad_in.mutable_data_ptr<S>();
+  p.ws = strides4(weight);
+  p.gs = strides4(grad_out);
+  p.is = strides4(grad_in);
+  p.N = s.N; p.H = s.H; p.W = s.W; p.OH = s.OH; p.OW = s.OW; p.KH = s.KH; p.KW = s.KW;
+  p.sh = s.sh; p.sw = s.sw; p.ph = s.ph; p.pw = s.pw; p.dh = s.dh; p.dw = s.dw;
+  p.icg = s.icg(); p.ocg = s.ocg(); p.G = s.G;
+  p.kstep_h = s.sh / std::gcd(s.sh, s.dh);
+  p.kstep_w = s.sw / std::gcd(s.sw, s.dw);
+  p.phases_h = std::min(s.sh, s.H);
+  p.phases_w = std::min(s.sw, s.W);
+  const int64_t n_max = s.N * ceil_div(s.H, s.sh) * ceil_div(s.W, s.sw);
+  const int64_t problems = p.phases_h * p.phases_w * s.G;
+  const bool big = use_big_tiles<T>(p.icg, n_max, problems, /*split_fills=*/false);
+  with_tile<T>(big, [&](auto cfg) {
+    using Cfg = decltype(cfg);
+    p.tiles_m = ceil_div<int64_t>(p.icg, Cfg::BM);
+    p.tiles_n = ceil_div<int64_t>(n_max, Cfg::BN);
+    launch_igemm<Cfg, S, S, false>(p, p.blocks());
+  });
+}
+
+}  // namespace
+
+void CudaKernels::grad_input(const at::Tensor& grad_out, const at::Tensor& weight,
+                             at::Tensor& grad_in, const ConvShape& s) {
+  if (s.depthwise()) {
+    depthwise_grad_input(grad_out, weight, grad_in, s);
+    return;
+  }
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, grad_out.scalar_type(),
+                                  "convext_conv_grad_input_cuda",
+                                  [&] { grad_input_gemm<scalar_t>(grad_out, weight, grad_in, s); });
+}
+
+}  // namespace cuda
+}  // namespace convext
