@@ -32,19 +32,21 @@ void forward_gemm(const at::Tensor& input, const at::Tensor& weight, const at::T
 
   // Weights as A panels: group g, K block starting at k0 -> a + g*Mp*Kp + k0*Mp.
   Scratch<P> a(s.G * Mp * Kp);
-  const S* w = weight.const_data_ptr<S>();
   const auto ws = weight.strides();
-  for (int64_t g = 0; g < s.G; ++g) {
-    for (int64_t k0 = 0; k0 < K; k0 += KC) {
-      const int64_t kc = std::min(KC, K - k0);
-      pack_dense_col_panels(M, k0, kc, uk.mr, uk.kr, a.ptr + g * Mp * Kp + k0 * Mp,
-                            [&](int64_t m, int64_t k) {
-                              const int64_t c = k / s.taps(), t = k % s.taps();
-                              return w[(g * M + m) * ws[0] + c * ws[1] +
-                                       (t / s.KW) * ws[2] + (t % s.KW) * ws[3]];
-                            });
-    }
+  std::vector<int64_t> koff(K);  // k = (input channel, kh, kw) -> weight offset
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t c = k / s.taps(), t = k % s.taps();
+    koff[k] = c * ws[1] + (t / s.KW) * ws[2] + (t % s.KW) * ws[3];
   }
+  const int64_t k_blocks = ceil_div(K, KC);
+  at::parallel_for(0, s.G * k_blocks, grain_size(s.G * k_blocks, s), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t g = i / k_blocks, k0 = (i % k_blocks) * KC;
+      pack_strided_col_panels(weight.const_data_ptr<S>() + g * M * ws[0], ws[0], koff.data(), M,
+                              k0, std::min(KC, K - k0), uk.mr, uk.kr,
+                              a.ptr + g * Mp * Kp + k0 * Mp);
+    }
+  });
   std::vector<T> b(bias ? s.OC : 0);
   if (bias) {
     const at::Tensor bc = bias->contiguous();

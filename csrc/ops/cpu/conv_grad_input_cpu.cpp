@@ -80,21 +80,22 @@ void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight,
   }
 
   Scratch<P> a(a_size);
-  const S* w = weight.const_data_ptr<S>();
   const auto ws = weight.strides();
   for (const Phase& ph : phases) {
+    // A[ic][k = (output channel, tap)] = W[oc][ic][kh][kw]
     const int64_t nt = ph.kh.size(), K = OCg * nt, Kp = panel_k(uk, K);
-    for (int64_t g = 0; g < s.G; ++g) {
-      for (int64_t k0 = 0; k0 < K; k0 += KC) {
-        const int64_t kc = std::min(KC, K - k0);
-        pack_dense_col_panels(M, k0, kc, uk.mr, uk.kr, a.ptr + ph.a_offset + g * Mp * Kp + k0 * Mp,
-                              [&](int64_t m, int64_t k) {
-                                const int64_t oc = k / nt, t = k % nt;
-                                return w[(g * OCg + oc) * ws[0] + m * ws[1] +
-                                         ph.kh[t] * ws[2] + ph.kw[t] * ws[3]];
-                              });
+    std::vector<int64_t> koff(K);
+    for (int64_t k = 0; k < K; ++k)
+      koff[k] = (k / nt) * ws[0] + ph.kh[k % nt] * ws[2] + ph.kw[k % nt] * ws[3];
+    const int64_t k_blocks = ceil_div(K, KC);
+    at::parallel_for(0, s.G * k_blocks, grain_size(s.G * k_blocks, s), [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const int64_t g = i / k_blocks, k0 = (i % k_blocks) * KC;
+        pack_strided_col_panels(weight.const_data_ptr<S>() + g * OCg * ws[0], ws[1], koff.data(),
+                                M, k0, std::min(KC, K - k0), uk.mr, uk.kr,
+                                a.ptr + ph.a_offset + g * Mp * Kp + k0 * Mp);
       }
-    }
+    });
   }
 
   const S* go = grad_out.const_data_ptr<S>();

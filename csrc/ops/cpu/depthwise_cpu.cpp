@@ -246,10 +246,7 @@ void depthwise_grad_weight(const at::Tensor& grad_out, const at::Tensor& input,
                                         at::Tensor&, const ConvShape&);                 \
   template void depthwise_grad_weight<S>(const at::Tensor&, const at::Tensor&,         \
                                          at::Tensor&, const ConvShape&);
-CONVEXT_INSTANTIATE(float)
-CONVEXT_INSTANTIATE(double)
-CONVEXT_INSTANTIATE(at::BFloat16)
-CONVEXT_INSTANTIATE(at::Half)
+CONVEXT_CPU_TYPES(CONVEXT_INSTANTIATE)
 #undef CONVEXT_INSTANTIATE
 
 }  // namespace cpu

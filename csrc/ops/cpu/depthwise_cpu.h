@@ -7,6 +7,9 @@
 
 #include "ops/conv_params.h"
 
+// The element types the CPU kernel templates are instantiated for.
+#define CONVEXT_CPU_TYPES(M) M(float) M(double) M(at::BFloat16) M(at::Half)
+
 namespace convext {
 namespace cpu {
 

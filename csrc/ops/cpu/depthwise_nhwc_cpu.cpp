@@ -211,10 +211,7 @@ void depthwise_nhwc_grad_weight(const at::Tensor& grad_out, const at::Tensor& in
                                              at::Tensor&, const ConvShape&);                 \
   template void depthwise_nhwc_grad_weight<S>(const at::Tensor&, const at::Tensor&,         \
                                               at::Tensor&, const ConvShape&);
-CONVEXT_INSTANTIATE(float)
-CONVEXT_INSTANTIATE(double)
-CONVEXT_INSTANTIATE(at::BFloat16)
-CONVEXT_INSTANTIATE(at::Half)
+CONVEXT_CPU_TYPES(CONVEXT_INSTANTIATE)
 #undef CONVEXT_INSTANTIATE
 
 }  // namespace cpu

@@ -148,22 +148,39 @@ void pack_col_panels(const GridView<const S>& v, int64_t k0, int64_t nk, int64_t
   }
 }
 
-// Packs a dense matrix block M[r][k] (given by an accessor) as column panels
-// in the same layout as pack_row_panels with rows and columns swapped:
-//   dst[p*kcR*P + (kk/R)*P*R + i*R + kk%R] = M(p*P + i, k0 + kk),
-// zero beyond nr rows and kc columns. Used for weights (the A operand).
-template <typename T, typename F>
-void pack_dense_col_panels(int64_t nr, int64_t k0, int64_t kc, int P, int R, T* dst, F&& at) {
+// Packs a strided matrix block M[r][k] = base[r*row_stride + col_off[k]] as
+// column panels, in the layout of pack_row_panels with rows and columns
+// swapped:  dst[p*kcR*P + (kk/R)*P*R + i*R + kk%R] = M(p*P + i, k0 + kk),
+// zero beyond nr rows and kc columns. Used for weights (the A operand); the
+// column offsets are precomputed so the inner loop does no index arithmetic.
+template <int R, typename T, typename S>
+void pack_strided_col_panels_r(const S* base, int64_t row_stride, const int64_t* col_off,
+                               int64_t nr, int64_t k0, int64_t kc, int P, T* dst) {
   const int64_t kcR = (kc + R - 1) / R * R;
+  const int64_t* off = col_off + k0;
   for (int64_t p = 0; p * P < nr; ++p) {
     T* panel = dst + p * kcR * P;
     const int64_t h = std::min<int64_t>(P, nr - p * P);
-    for (int64_t kk = 0; kk < kcR; ++kk) {
-      T* row = panel + (kk / R) * P * R + kk % R;
-      for (int64_t i = 0; i < P; ++i)
-        row[i * R] = i < h && kk < kc ? pack_value<T>(at(p * P + i, k0 + kk)) : T(0);
+    // Row by row: each source row is read in order, while the panel (a few
+    // KiB) stays in L1 as it is written with stride P*R.
+    for (int64_t i = 0; i < P; ++i) {
+      T* out = panel + i * R;
+      if (i >= h) {
+        for (int64_t kk = 0; kk < kcR; ++kk) out[(kk / R) * P * R + kk % R] = T(0);
+        continue;
+      }
+      const S* row = base + (p * P + i) * row_stride;
+      for (int64_t kk = 0; kk < kc; ++kk) out[(kk / R) * P * R + kk % R] = pack_value<T>(row[off[kk]]);
+      for (int64_t kk = kc; kk < kcR; ++kk) out[(kk / R) * P * R + kk % R] = T(0);
     }
   }
+}
+
+template <typename T, typename S>
+void pack_strided_col_panels(const S* base, int64_t row_stride, const int64_t* col_off,
+                             int64_t nr, int64_t k0, int64_t kc, int P, int R, T* dst) {
+  if (R == 2) return pack_strided_col_panels_r<2>(base, row_stride, col_off, nr, k0, kc, P, dst);
+  pack_strided_col_panels_r<1>(base, row_stride, col_off, nr, k0, kc, P, dst);
 }
 
 }  // namespace cpu
