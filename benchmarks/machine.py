@@ -25,10 +25,6 @@ GPU_PEAK_TFLOPS = [
     ("H100", "H100 SXM", {"float64": 34, "float32": 67, "bfloat16": 989, "float16": 989}),
 ]
 
-_FMA_PIPES = 2  # FMA units per core assumed for x86 server cores (Skylake-SP+, Zen)
-_LANE_BITS = {"avx512": 512, "avx2": 256, "generic": 128}
-
-
 def _run(cmd):
     try:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=10,
@@ -52,46 +48,20 @@ def cpuinfo():
     return fields, len(cores) or os.cpu_count()
 
 
-def _cpu_ghz(fields):
-    """(GHz, how it was found): max frequency if the OS exposes it, else the
-    rated frequency in the model name, else the current or TSC frequency."""
-    try:
-        khz = Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").read_text()
-        return int(khz) / 1e6, "cpufreq cpuinfo_max_freq"
-    except (OSError, ValueError):
-        pass
-    rated = re.search(r"@\s*([\d.]+)\s*GHz", fields.get("model name", ""))
-    if rated:
-        return float(rated.group(1)), "rated GHz in the CPU model name"
-    if "cpu MHz" in fields:
-        return float(fields["cpu MHz"]) / 1e3, "current 'cpu MHz' in /proc/cpuinfo"
-    if "bogomips" in fields:  # x86 bogomips = 2 x TSC MHz
-        return float(fields["bogomips"]) / 2e3, "bogomips/2 (TSC frequency) in /proc/cpuinfo"
-    return None, "unknown"
-
-
 def cpu_peak(dtype, threads):
-    """(GFLOP/s or None, how): cores x GHz x FMA pipes x lanes x 2 for fp32,
-    half that for fp64. Lanes follow the ISA convext dispatches to; AMD Zen 4
-    (family 25 with AVX-512) runs 512-bit ops on 256-bit pipes, so it counts 256.
-    bf16/fp16 get the fp32 rate: convext computes them in fp32 on the CPU."""
-    fields, cores = cpuinfo()
-    isa = convext.cpu_isa()
-    bits = _LANE_BITS.get(isa, 128)
-    amd_zen4 = fields.get("vendor_id") == "AuthenticAMD" and fields.get("cpu family") == "25"
-    if isa == "avx512" and amd_zen4:
-        bits = 256
-    ghz, source = _cpu_ghz(fields)
-    per_elem = {"float32": 32, "float64": 64, "bfloat16": 32, "float16": 32}.get(dtype)
-    if ghz is None or per_elem is None:
-        return None, f"no CPU peak estimate for {dtype}; pass --peak-gflops"
+    """(GFLOP/s, how): what one core's convext microkernel sustains on
+    cache-resident data (measured now), times the cores used. Nominal clocks
+    in /proc are unreliable (turbo, VMs), so the FMA peak is measured rather
+    than computed; no real kernel can beat it on this machine."""
+    from convext import _C
+    _, cores = cpuinfo()
     used = min(threads, cores)
-    lanes = bits // per_elem
-    peak = used * ghz * _FMA_PIPES * lanes * 2
-    lane_type = "float64" if dtype == "float64" else "float32"
-    return peak, (f"{used} cores x {ghz:.2f} GHz ({source}) x {_FMA_PIPES} FMA pipes x "
-                  f"{lanes} {lane_type} lanes ({bits}-bit {isa}) x 2 flop/FMA"
-                  + ("; computed in fp32" if lane_type != dtype else ""))
+    per_core = _C.microkernel_gflops(dtype)
+    kernel = {"bfloat16": "bfloat16" if convext.cpu_isa().endswith("+bf16") else "float32",
+              "float16": "float32"}.get(dtype, dtype)
+    return per_core * used, (f"measured: {per_core:.1f} GFLOP/s of convext's {kernel} "
+                             f"{convext.cpu_isa()} microkernel on cache-resident data per core "
+                             f"x {used} cores")
 
 
 def gpu_peak(dtype, name):

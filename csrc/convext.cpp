@@ -3,6 +3,7 @@
 #include <torch/extension.h>
 
 #include "ops/cpu/gemm/microkernel.h"
+#include "ops/cpu/gemm/peak_probe.h"
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "convext kernels; the ops are torch.ops.convext.*";
@@ -14,5 +15,10 @@ PYBIND11_MODULE(_C, m) {
 #endif
   }, "Whether this build has CUDA kernels.");
   m.def("cpu_isa", [] { return std::string(convext::cpu::ukernels().isa); },
-        "Instruction set of the CPU GEMM microkernels in use (avx512, avx2 or generic).");
+        "Instruction set of the CPU GEMM microkernels in use (avx512+bf16, avx512, avx2 or "
+        "generic).");
+  m.def("microkernel_gflops", &convext::cpu::microkernel_gflops, pybind11::arg("dtype"),
+        pybind11::arg("seconds") = 0.05,
+        "GFLOP/s one core's GEMM microkernel sustains on cache-resident data (the benchmark's "
+        "CPU peak).", pybind11::call_guard<pybind11::gil_scoped_release>());
 }
