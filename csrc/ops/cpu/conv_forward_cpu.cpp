@@ -11,7 +11,9 @@
 #include "ops/cpu/conv_kernels_cpu.h"
 #include "ops/cpu/depthwise_cpu.h"
 #include "ops/cpu/gemm/gemm.h"
+#include "ops/cpu/gemm/gemm_task.h"
 #include "ops/cpu/gemm/pack.h"
+#include "ops/cpu/gemm/staging.h"
 
 namespace convext {
 namespace cpu {
@@ -21,7 +23,7 @@ namespace {
 template <typename S, typename P, typename T>
 void forward_gemm(const at::Tensor& input, const at::Tensor& weight, const at::Tensor* bias,
                   at::Tensor& out, const ConvShape& s, const UKernel<P, T>& uk) {
-  const int64_t M = s.ocg(), K = s.icg() * s.taps(), Q = s.N * s.OH * s.OW;
+  const int64_t M = s.ocg(), K = s.icg() * s.taps();
   const int64_t KC = kc_block<P>(uk), Mp = round_up(M, uk.mr), Kp = panel_k(uk, K);
 
   std::vector<int64_t> off_h(s.taps()), off_w(s.taps());
@@ -54,40 +56,58 @@ void forward_gemm(const at::Tensor& input, const at::Tensor& weight, const at::T
     for (int64_t i = 0; i < s.OC; ++i) b[i] = static_cast<T>(bp[i]);
   }
 
-  const TilePlan plan = plan_tiles(s.G, M, Q, uk.mr, uk.nr, l2_block<P>(KC, uk.mr),
-                                   l2_block<P>(KC, uk.nr));
-  const S* in = input.const_data_ptr<S>();
-  S* o = out.mutable_data_ptr<S>();
+  // Runs the GEMM with B gathered through make_src(g) over a grid of width GW
+  // (the output's, or wider when overcomputing), storing columns x < OW.
+  auto run = [&](int64_t GW, auto&& make_src) {
+    const int64_t Q = s.N * s.OH * GW;
+    const TilePlan plan = plan_tiles(s.G, M, Q, uk.mr, uk.nr, l2_block<P>(KC, uk.mr),
+                                     l2_block<P>(KC, uk.nr));
+    const int64_t tasks = s.G * plan.tasks_per_group();
+    S* o = out.mutable_data_ptr<S>();
+    at::parallel_for(0, tasks, grain_size(tasks, s), [&](int64_t begin, int64_t end) {
+      TaskBuffers<P, T> buf(KC, plan);
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t g = task / plan.tasks_per_group();
+        const int64_t mb = (task / plan.n_blocks) % plan.m_blocks, nb = task % plan.n_blocks;
+        const int64_t m0 = mb * plan.MC, q0 = nb * plan.NC;
+        GridView<S> dst = grid_view(o, out, g * M + m0);
+        dst.GH = s.OH; dst.GW = GW; dst.valid_w = s.OW;
+        gemm_task(uk, plan, K, KC, a.ptr + g * Mp * Kp, Mp, make_src(g), m0,
+                  std::min(plan.MC, M - m0), q0, std::min(plan.NC, Q - q0), dst,
+                  bias ? b.data() + g * M + m0 : nullptr, buf);
+      }
+    });
+  };
 
-  at::parallel_for(0, s.G * plan.tasks_per_group(), grain_size(s.G * plan.tasks_per_group(), s), [&](int64_t begin, int64_t end) {
-    Scratch<P> bbuf(KC * plan.NC);
-    Scratch<T> cbuf(plan.MC * plan.NC);
-    std::vector<Segment> segs;
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t g = task / plan.tasks_per_group();
-      const int64_t mb = (task / plan.n_blocks) % plan.m_blocks, nb = task % plan.n_blocks;
-      const int64_t m0 = mb * plan.MC, mc = std::min(plan.MC, M - m0);
-      const int64_t q0 = nb * plan.NC, nq = std::min(plan.NC, Q - q0);
-
+  const StagedDim sh(s.H, s.OH, off_h), sw(s.W, s.OW, off_w);
+  const bool pointwise = s.taps() == 1 && s.ph == 0 && s.pw == 0 && s.sh == 1 && s.sw == 1;
+  if (pointwise && sizeof(P) == sizeof(S) && input.stride(3) == 1 &&
+      input.stride(2) == s.W) {
+    // 1x1, stride 1, no padding, rows contiguous: each channel of an image is
+    // already one run of the input, so B is packed straight from it.
+    const P* in = reinterpret_cast<const P*>(input.const_data_ptr<S>());
+    run(s.OW, [&](int64_t g) {
+      GridView<const P> src;
+      src.base = in + g * s.icg() * input.stride(1);
+      src.sn = input.stride(0); src.sc = input.stride(1); src.sw = 1;
+      src.H = 1; src.W = s.H * s.W; src.GH = 1; src.GW = s.OH * s.OW;
+      return src;
+    });
+  } else if (s.sh == 1 && s.sw == 1 && staging_pays(sw.size(), s.OW)) {
+    // Stride 1: stage padded planes so each B row is one contiguous run.
+    StagedPlanes<P> st(s.N * s.C, sh, sw);
+    stage_planes<P, S>(input, sh, sw, st);
+    const std::vector<int64_t> tap_off = staged_tap_offsets(st.Ws, sh, sw, off_h, off_w);
+    run(st.Ws, [&](int64_t g) { return staged_view(st, s.C, g * s.icg(), s.OH, tap_off); });
+  } else {
+    const S* in = input.const_data_ptr<S>();
+    run(s.OW, [&](int64_t g) {
       GridView<const S> src = grid_view(in, input, g * s.icg());
       src.GH = s.OH; src.GW = s.OW; src.step_h = s.sh; src.step_w = s.sw;
       src.ntaps = s.taps(); src.off_h = off_h.data(); src.off_w = off_w.data();
-
-      const int64_t mp = ceil_div(mc, uk.mr), np = ceil_div(nq, uk.nr);
-      if (K == 0) std::fill(cbuf.ptr, cbuf.ptr + plan.MC * plan.NC, T(0));
-      for (int64_t k0 = 0; k0 < K; k0 += KC) {
-        const int64_t kc = std::min(KC, K - k0);
-        pack_row_panels(src, k0, kc, q0, nq, uk.nr, uk.kr, bbuf.ptr, segs);
-        const P* ap = a.ptr + g * Mp * Kp + k0 * Mp + (m0 / uk.mr) * panel_k(uk, kc) * uk.mr;
-        gemm_tiles(uk, kc, ap, mp, bbuf.ptr, np, cbuf.ptr, plan.NC, k0 > 0);
-      }
-
-      GridView<S> dst = grid_view(o, out, g * M + m0);
-      dst.GH = s.OH; dst.GW = s.OW; dst.step_h = 1; dst.step_w = 1;
-      store_tile(cbuf.ptr, plan.NC, mc, q0, nq, dst, bias ? b.data() + g * M + m0 : nullptr,
-                 segs);
-    }
-  });
+      return src;
+    });
+  }
 }
 
 }  // namespace

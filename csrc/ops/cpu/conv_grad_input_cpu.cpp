@@ -15,8 +15,12 @@
 
 #include "ops/cpu/conv_kernels_cpu.h"
 #include "ops/cpu/depthwise_cpu.h"
+#include <optional>
+
 #include "ops/cpu/gemm/gemm.h"
+#include "ops/cpu/gemm/gemm_task.h"
 #include "ops/cpu/gemm/pack.h"
+#include "ops/cpu/gemm/staging.h"
 
 namespace convext {
 namespace cpu {
@@ -24,6 +28,7 @@ namespace {
 
 struct Phase {
   int64_t rh, rw, TH, TW;        // first position and grid size
+  int64_t GW = 0;                // grid width computed (TW, or wider when staged)
   std::vector<int64_t> kh, kw;   // taps touching this phase
   std::vector<int64_t> off_h, off_w;  // grad_output offset per tap
   int64_t a_offset = 0;          // into the packed weights
@@ -72,11 +77,28 @@ void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight,
       }
       ph.a_offset = a_size;
       a_size += s.G * Mp * panel_k(uk, OCg * static_cast<int64_t>(ph.kh.size()));
-      const int64_t Q = s.N * ph.TH * ph.TW;
-      ph.task_begin = tasks;
-      tasks += s.G * plan.m_blocks * ceil_div(Q, plan.NC);
+      ph.GW = ph.TW;
       phases.push_back(std::move(ph));
     }
+  }
+
+  // Stride 1 (one phase): stage padded grad_output planes when the wider
+  // grid is cheap, so each B row is one contiguous run (see staging.h).
+  std::optional<StagedPlanes<P>> staged;
+  std::vector<int64_t> tap_off;
+  if (s.sh == 1 && s.sw == 1) {
+    Phase& ph = phases[0];
+    const StagedDim dh(s.OH, s.H, ph.off_h), dw(s.OW, s.W, ph.off_w);
+    if (staging_pays(dw.size(), s.W)) {
+      staged.emplace(s.N * s.OC, dh, dw);
+      stage_planes<P, S>(grad_out, dh, dw, *staged);
+      tap_off = staged_tap_offsets(staged->Ws, dh, dw, ph.off_h, ph.off_w);
+      ph.GW = staged->Ws;
+    }
+  }
+  for (Phase& ph : phases) {
+    ph.task_begin = tasks;
+    tasks += s.G * plan.m_blocks * ceil_div(s.N * ph.TH * ph.GW, plan.NC);
   }
 
   Scratch<P> a(a_size);
@@ -102,40 +124,34 @@ void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight,
   S* gi = grad_in.mutable_data_ptr<S>();
 
   at::parallel_for(0, tasks, grain_size(tasks, s), [&](int64_t begin, int64_t end) {
-    Scratch<P> bbuf(KC * plan.NC);
-    Scratch<T> cbuf(plan.MC * plan.NC);
-    std::vector<Segment> segs;
+    TaskBuffers<P, T> buf(KC, plan);
     size_t pi = 0;
     for (int64_t task = begin; task < end; ++task) {
       while (pi + 1 < phases.size() && phases[pi + 1].task_begin <= task) ++pi;
       const Phase& ph = phases[pi];
       const int64_t nt = ph.kh.size(), K = OCg * nt, Kp = panel_k(uk, K);
-      const int64_t Q = s.N * ph.TH * ph.TW;
+      const int64_t Q = s.N * ph.TH * ph.GW;
       const int64_t n_blocks = ceil_div(Q, plan.NC);
       const int64_t local = task - ph.task_begin;
       const int64_t g = local / (plan.m_blocks * n_blocks);
       const int64_t mb = (local / n_blocks) % plan.m_blocks, nb = local % n_blocks;
-      const int64_t m0 = mb * plan.MC, mc = std::min(plan.MC, M - m0);
-      const int64_t q0 = nb * plan.NC, nq = std::min(plan.NC, Q - q0);
-
-      GridView<const S> src = grid_view(go, grad_out, g * OCg);
-      src.GH = ph.TH; src.GW = ph.TW;
-      src.ntaps = nt; src.off_h = ph.off_h.data(); src.off_w = ph.off_w.data();
-
-      const int64_t mp = ceil_div(mc, uk.mr), np = ceil_div(nq, uk.nr);
-      if (K == 0) std::fill(cbuf.ptr, cbuf.ptr + plan.MC * plan.NC, T(0));
-      for (int64_t k0 = 0; k0 < K; k0 += KC) {
-        const int64_t kc = std::min(KC, K - k0);
-        pack_row_panels(src, k0, kc, q0, nq, uk.nr, uk.kr, bbuf.ptr, segs);
-        const P* ap = a.ptr + ph.a_offset + g * Mp * Kp + k0 * Mp +
-                      (m0 / uk.mr) * panel_k(uk, kc) * uk.mr;
-        gemm_tiles(uk, kc, ap, mp, bbuf.ptr, np, cbuf.ptr, plan.NC, k0 > 0);
-      }
+      const int64_t m0 = mb * plan.MC, q0 = nb * plan.NC;
 
       GridView<S> dst = grid_view(gi, grad_in, g * M + m0);
-      dst.GH = ph.TH; dst.GW = ph.TW; dst.step_h = s.sh; dst.step_w = s.sw;
-      dst.off_h = &ph.rh; dst.off_w = &ph.rw;
-      store_tile(cbuf.ptr, plan.NC, mc, q0, nq, dst, static_cast<const T*>(nullptr), segs);
+      dst.GH = ph.TH; dst.GW = ph.GW; dst.valid_w = ph.TW;
+      dst.step_h = s.sh; dst.step_w = s.sw; dst.off_h = &ph.rh; dst.off_w = &ph.rw;
+      const P* ap = a.ptr + ph.a_offset + g * Mp * Kp;
+      const int64_t mc = std::min(plan.MC, M - m0), nq = std::min(plan.NC, Q - q0);
+      const T* no_bias = nullptr;
+      if (staged) {
+        gemm_task(uk, plan, K, KC, ap, Mp, staged_view(*staged, s.OC, g * OCg, ph.TH, tap_off),
+                  m0, mc, q0, nq, dst, no_bias, buf);
+      } else {
+        GridView<const S> src = grid_view(go, grad_out, g * OCg);
+        src.GH = ph.TH; src.GW = ph.TW;
+        src.ntaps = nt; src.off_h = ph.off_h.data(); src.off_w = ph.off_w.data();
+        gemm_task(uk, plan, K, KC, ap, Mp, src, m0, mc, q0, nq, dst, no_bias, buf);
+      }
     }
   });
 }

@@ -126,7 +126,9 @@ void store_tile(const T* c, int64_t ldc, int64_t m, int64_t q0, int64_t nq,
                 const GridView<S>& out, const T* bias, std::vector<Segment>& segs) {
   grid_segments(out.GH, out.GW, q0, q0 + nq, segs);
   const int64_t oh = out.toff_h(0), ow = out.toff_w(0);
-  for (const auto& s : segs) {
+  for (Segment s : segs) {
+    if (out.valid_w > 0) s.len = std::min(s.len, out.valid_w - s.x0);  // overcomputed columns
+    if (s.len <= 0) continue;
     S* base = out.base + s.n * out.sn + (s.y * out.step_h + oh) * out.sh +
               (s.x0 * out.step_w + ow) * out.sw;
     const int64_t xs = out.step_w * out.sw;

@@ -22,6 +22,7 @@ struct GridView {
   int64_t sn = 0, sc = 0, sh = 0, sw = 0;  // element strides
   int64_t H = 0, W = 0;              // extents of the spatial dims
   int64_t GH = 0, GW = 0;            // grid per image
+  int64_t valid_w = 0;               // stores keep grid columns x < valid_w (0: all)
   int64_t step_h = 1, step_w = 1;    // grid step (a conv's stride)
   int64_t ntaps = 1;                 // taps per channel
   const int64_t* off_h = nullptr;    // per-tap offsets (nullptr: all zero)
