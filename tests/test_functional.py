@@ -37,6 +37,12 @@ CASES_2D = [
     ConvCase(2, 2, 4, 4, (7, 5), (3, 3), padding=1, groups=4, bias=False),
     ConvCase(2, None, 3, 4, (7, 6), (3, 3), stride=2, padding=1),           # unbatched
     ConvCase(2, None, 4, 8, (7, 6), (2, 2), padding="same", groups=4),      # unbatched dw
+    # Wide rows (padding small next to the width) take the CPU's stride-1
+    # staged-plane path, in forward and grad_input; 1x1 takes the direct path.
+    ConvCase(2, 2, 6, 8, (17, 24), (3, 3), padding=1, groups=2),
+    ConvCase(2, 2, 5, 7, (12, 40), (3, 3), padding=2, dilation=2),
+    ConvCase(2, 3, 5, 7, (10, 33), (2, 3), padding=(0, 1)),
+    ConvCase(2, 3, 9, 5, (6, 17), (1, 1), groups=1),
 ]
 
 CASES_1D = [

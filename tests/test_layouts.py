@@ -37,6 +37,17 @@ def test_noncontiguous_input_and_weight(layout, groups, dtype, device):
     assert_close_to_torch(2, x, w, b, stride=(2, 1), padding=1, groups=groups)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=dtype_id)
+@pytest.mark.parametrize("layout", NONCONTIGUOUS_2D)
+@pytest.mark.parametrize("kernel,padding", [((3, 3), 1), ((1, 1), 0)], ids=["3x3", "1x1"])
+def test_noncontiguous_wide_stride1(layout, kernel, padding, dtype, device):
+    """Wide stride-1 convs (the CPU's staged-plane and direct 1x1 paths read
+    the input in their own ways) in every layout."""
+    x, w, b = ConvCase(2, 2, 8, 6, (5, 26), kernel, groups=2).make(dtype, device)
+    x = NONCONTIGUOUS_2D[layout](x)
+    assert_close_to_torch(2, x, w, b, padding=padding, groups=2)
+
+
 @pytest.mark.parametrize("groups", [1, 4])
 def test_noncontiguous_1d(groups, device):
     x, w, b = ConvCase(1, 2, 4, 8, (15,), (3,), groups=groups).make(torch.float32, device)
