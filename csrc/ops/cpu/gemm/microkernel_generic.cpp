@@ -44,10 +44,8 @@ UKernelSet ukernels_generic() {
   using VD = generic::Vec<double>;
   return {{&generic::ukernel<VF, 4, 3>, 4, 3 * VF::W},
           {&generic::ukernel<VD, 4, 3>, 4, 3 * VD::W},
-          {&generic::dw_taps_row<VF>, &generic::dw_taps_dot<VF>, &generic::dw_vtaps_row<VF>,
-           &generic::dw_vtaps_acc<VF>},
-          {&generic::dw_taps_row<VD>, &generic::dw_taps_dot<VD>, &generic::dw_vtaps_row<VD>,
-           &generic::dw_vtaps_acc<VD>},
+          generic::row_kernels<VF>(),
+          generic::row_kernels<VD>(),
           "generic"};
 }
 

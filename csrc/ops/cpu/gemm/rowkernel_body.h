@@ -134,3 +134,9 @@ void dw_vtaps_acc(typename V::T* const* acc, int64_t n, const typename V::T* g,
   for (; i < n; ++i)
     for (int64_t t = 0; t < ntaps; ++t) acc[t][i] += g[i] * src[t][i];
 }
+
+// This ISA's row kernels for V's element type.
+template <class V>
+RowKernels<typename V::T> row_kernels() {
+  return {&dw_taps_row<V>, &dw_taps_dot<V>, &dw_vtaps_row<V>, &dw_vtaps_acc<V>};
+}
