@@ -9,6 +9,7 @@
 #include <ATen/Parallel.h>
 
 #include "ops/cpu/conv_kernels_cpu.h"
+#include "ops/cpu/conv_taps.h"
 #include "ops/cpu/depthwise_cpu.h"
 #include "ops/cpu/gemm/gemm.h"
 #include "ops/cpu/gemm/gemm_task.h"
@@ -26,11 +27,9 @@ void forward_gemm(const at::Tensor& input, const at::Tensor& weight, const at::T
   const int64_t M = s.ocg(), K = s.icg() * s.taps();
   const int64_t KC = kc_block<P>(uk), Mp = round_up(M, uk.mr), Kp = panel_k(uk, K);
 
-  std::vector<int64_t> off_h(s.taps()), off_w(s.taps());
-  for (int64_t t = 0; t < s.taps(); ++t) {
-    off_h[t] = (t / s.KW) * s.dh - s.ph;
-    off_w[t] = (t % s.KW) * s.dw - s.pw;
-  }
+  const TapOffsets offs(s);
+  const std::vector<int64_t>& off_h = offs.h;
+  const std::vector<int64_t>& off_w = offs.w;
 
   // Weights as A panels: group g, K block starting at k0 -> a + g*Mp*Kp + k0*Mp.
   Scratch<P> a(s.G * Mp * Kp);

@@ -14,6 +14,7 @@
 #include <ATen/Parallel.h>
 
 #include "ops/cpu/conv_kernels_cpu.h"
+#include "ops/cpu/conv_taps.h"
 #include "ops/cpu/depthwise_cpu.h"
 #include <optional>
 
@@ -35,18 +36,6 @@ struct Phase {
   int64_t task_begin = 0;
 };
 
-// Taps of one spatial dim reaching phase r: k with (r + p - k*d) % s == 0.
-void phase_taps(int64_t r, int64_t s, int64_t p, int64_t d, int64_t K,
-                std::vector<int64_t>& taps, std::vector<int64_t>& offs) {
-  for (int64_t k = 0; k < K; ++k) {
-    const int64_t v = r + p - k * d;
-    if (((v % s) + s) % s == 0) {
-      taps.push_back(k);
-      offs.push_back(v / s);
-    }
-  }
-}
-
 // S: tensor element type, P: packed operand type, T: accumulator type.
 template <typename S, typename P, typename T>
 void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight,
@@ -60,19 +49,18 @@ void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight,
   // Describe the phases and pack Wt for each (phase, group).
   std::vector<Phase> phases;
   int64_t a_size = 0, tasks = 0;
+  const DimPhases dims_h(s.H, s.OH, s.KH, s.sh, s.ph, s.dh);
+  const DimPhases dims_w(s.W, s.OW, s.KW, s.sw, s.pw, s.dw);
   for (int64_t rh = 0; rh < std::min(s.sh, s.H); ++rh) {
     for (int64_t rw = 0; rw < std::min(s.sw, s.W); ++rw) {
       Phase ph;
       ph.rh = rh; ph.rw = rw;
       ph.TH = ceil_div(s.H - rh, s.sh);
       ph.TW = ceil_div(s.W - rw, s.sw);
-      std::vector<int64_t> th, tw, oh, ow;
-      phase_taps(rh, s.sh, s.ph, s.dh, s.KH, th, oh);
-      phase_taps(rw, s.sw, s.pw, s.dw, s.KW, tw, ow);
-      for (size_t i = 0; i < th.size(); ++i) {
-        for (size_t j = 0; j < tw.size(); ++j) {
-          ph.kh.push_back(th[i]); ph.kw.push_back(tw[j]);
-          ph.off_h.push_back(oh[i]); ph.off_w.push_back(ow[j]);
+      for (size_t i = 0; i < dims_h.taps[rh].size(); ++i) {
+        for (size_t j = 0; j < dims_w.taps[rw].size(); ++j) {
+          ph.kh.push_back(dims_h.taps[rh][i]); ph.kw.push_back(dims_w.taps[rw][j]);
+          ph.off_h.push_back(dims_h.offs[rh][i]); ph.off_w.push_back(dims_w.offs[rw][j]);
         }
       }
       ph.a_offset = a_size;

@@ -12,6 +12,7 @@
 #include <ATen/Parallel.h>
 
 #include "ops/cpu/conv_kernels_cpu.h"
+#include "ops/cpu/conv_taps.h"
 #include "ops/cpu/depthwise_cpu.h"
 #include "ops/cpu/gemm/gemm.h"
 #include "ops/cpu/gemm/pack.h"
@@ -37,11 +38,9 @@ void grad_weight_gemm(const at::Tensor& grad_out, const at::Tensor& input,
       1, std::min(ceil_div(2 * threads, tiles), R / (4 * KC)));
   const int64_t r_chunk = ceil_div(std::max<int64_t>(R, 1), splits);
 
-  std::vector<int64_t> off_h(s.taps()), off_w(s.taps());
-  for (int64_t t = 0; t < s.taps(); ++t) {
-    off_h[t] = (t / s.KW) * s.dh - s.ph;
-    off_w[t] = (t % s.KW) * s.dw - s.pw;
-  }
+  const TapOffsets offs(s);
+  const std::vector<int64_t>& off_h = offs.h;
+  const std::vector<int64_t>& off_w = offs.w;
 
   const int64_t tile_size = plan.MC * plan.NC;
   Scratch<T> partial(tiles * splits * tile_size);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "ops/cpu/conv_kernels_cpu.h"
+#include "ops/cpu/conv_taps.h"
 #include "ops/cpu/gemm/microkernel.h"
 
 namespace convext {
@@ -76,29 +77,6 @@ std::vector<T> to_opmath(const at::Tensor& t) {
   const S* p = c.const_data_ptr<S>();
   return std::vector<T>(p, p + c.numel());
 }
-
-// Stride-phase split of one spatial dim for the input gradient: input
-// positions r + s*t receive taps k with (r + p - k*d) % s == 0, reading
-// grad_output at t + (r + p - k*d) / s.
-struct DimPhases {
-  std::vector<std::vector<int64_t>> taps, offs;  // per phase r
-  int64_t lo = 0, hi = 0;                        // grad_output index range read
-
-  DimPhases(int64_t size, int64_t out, int64_t K, int64_t s, int64_t p, int64_t d)
-      : taps(s), offs(s), hi(out) {
-    for (int64_t r = 0; r < s && r < size; ++r) {
-      const int64_t count = (size - r + s - 1) / s;
-      for (int64_t k = 0; k < K; ++k) {
-        const int64_t v = r + p - k * d;
-        if (((v % s) + s) % s != 0) continue;
-        taps[r].push_back(k);
-        offs[r].push_back(v / s);
-        lo = std::min(lo, v / s);
-        hi = std::max(hi, count + v / s);
-      }
-    }
-  }
-};
 
 }  // namespace
 

@@ -1,0 +1,49 @@
+#pragma once
+// Where each kernel tap reads, shared by the CPU kernels.
+
+#include <algorithm>
+#include <vector>
+
+#include "ops/conv_params.h"
+
+namespace convext {
+namespace cpu {
+
+// Forward direction: output (oh, ow) reads input (oh*sh + off_h[t], ow*sw + off_w[t])
+// for tap t = kh*KW + kw.
+struct TapOffsets {
+  std::vector<int64_t> h, w;
+  explicit TapOffsets(const ConvShape& s) : h(s.taps()), w(s.taps()) {
+    for (int64_t t = 0; t < s.taps(); ++t) {
+      h[t] = (t / s.KW) * s.dh - s.ph;
+      w[t] = (t % s.KW) * s.dw - s.pw;
+    }
+  }
+};
+
+// Stride-phase split of one spatial dim for the input gradient: input
+// positions r + s*t receive taps k with (r + p - k*d) % s == 0, reading
+// grad_output at t + (r + p - k*d) / s. [lo, hi) spans the grad_output
+// indices any phase reads.
+struct DimPhases {
+  std::vector<std::vector<int64_t>> taps, offs;  // per phase r
+  int64_t lo = 0, hi = 0;
+
+  DimPhases(int64_t size, int64_t out, int64_t K, int64_t s, int64_t p, int64_t d)
+      : taps(s), offs(s), hi(out) {
+    for (int64_t r = 0; r < s && r < size; ++r) {
+      const int64_t count = (size - r + s - 1) / s;
+      for (int64_t k = 0; k < K; ++k) {
+        const int64_t v = r + p - k * d;
+        if (((v % s) + s) % s != 0) continue;
+        taps[r].push_back(k);
+        offs[r].push_back(v / s);
+        lo = std::min(lo, v / s);
+        hi = std::max(hi, count + v / s);
+      }
+    }
+  }
+};
+
+}  // namespace cpu
+}  // namespace convext
