@@ -10,6 +10,7 @@ shape-keeping copies/views) keep a chain, anything else (a flatten, a
 residual add of two paths, ...) marks it unknown with the reason."""
 import copy
 import itertools
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -221,7 +222,9 @@ def run(model, input_shape, rules=True):
     x = torch.empty(input_shape, dtype=dtype, device="meta")
     sources[id(x)] = (x, Chain())
     try:
-        with torch.no_grad(), follow:
+        # torch's own warnings (e.g. even kernels with 'same') become our pitfalls
+        with torch.no_grad(), follow, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             out = meta(x)
     except Exception as exc:  # noqa: BLE001 (explained, never re-raised)
         if not _explain_failure(trace, exc, pending):
