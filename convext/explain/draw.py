@@ -7,7 +7,7 @@ from . import geometry
 READ, PAD_READ, UNREAD, PAD = "#", "o", ".", "-"
 LEGEND = (f"{READ} = input cell read, {PAD_READ} = padding cell read, "
           f"{UNREAD} = input cell not read, {PAD} = padding not read")
-_CAP = 40
+_CAP, _CAP_2D = 40, 24
 
 
 def _default(expl, index, layer):
@@ -46,7 +46,7 @@ def text(expl, index=None, layer=None):
         lo, hi = -a.pad_left, sizes[i] + a.pad_right - 1
         if geo.kind == "transposed":
             lo, hi = 0, sizes[i] - 1
-        shown.append(_window(lo, hi, cells))
+        shown.append(_window(lo, hi, cells, _CAP if geo.dims == 1 else _CAP_2D))
         raw.append(set(cells))
     region = expl.inputs_of(index, layer)
     n_pad = len(region.padding)

@@ -24,6 +24,7 @@ class Layer:
     type: str
     input_shape: tuple
     output_shape: tuple
+    does: str = ""                 # what the layer does, in one line
     formula: list = field(default_factory=list)      # per spatial axis
     weight: dict = None        # {"shape", "axes": [[size, meaning], ...]}
     bias: dict = None
@@ -66,8 +67,11 @@ class Region:
 
     @property
     def padding(self):
-        pad = [c for c in self.cells if c not in set(self.inside)]
-        return pad
+        """The cells read that lie outside the input (its padding)."""
+        sizes = [a["size"] for a in self.axes]
+        inside = (lambda c: 0 <= c < sizes[0]) if len(sizes) == 1 else \
+            (lambda c: all(0 <= v < n for v, n in zip(c, sizes)))
+        return [c for c in self.cells if not inside(c)]
 
     def to_dict(self):
         return {"output": list(self.output), "axes": self.axes}
@@ -108,6 +112,23 @@ def _weights(call):
         b = {"shape": tuple(bias.shape), "axes": [[bias.shape[0] if bias.dim() else 1,
                                                   "one number added per output channel"]]}
     return w, b
+
+
+def _does(call):
+    geo, module = call.geometry, call.module
+    if geo is None:
+        return ("works on each value on its own: shape and receptive field unchanged"
+                if isinstance(module, geometry.ELEMENTWISE) else "")
+    k = " x ".join(str(a.kernel) for a in geo.axes)
+    s = " x ".join(str(a.stride) for a in geo.axes)
+    if geo.kind == "conv":
+        return (f"slides {module.out_channels} filter(s) of {k} taps over the input, "
+                f"{s} cell(s) per step; each output is a weighted sum of one window")
+    if geo.kind == "transposed":
+        return (f"the reverse direction: each input cell adds a {k} stamp to the output, "
+                f"stamps {s} cell(s) apart")
+    what = "largest value" if geo.kind == "maxpool" else "average"
+    return f"takes the {what} of each window of {k} cells, {s} cell(s) per step; no weights"
 
 
 def _macs(call):
@@ -184,6 +205,7 @@ class Explanation:
         if geo is not None and len(call.input_shape) >= geo.dims:
             sizes = call.input_shape[-geo.dims:]
             layer.formula = [geometry.formula(geo, i, sizes[i]) for i in range(geo.dims)]
+        layer.does = _does(call)
         layer.weight, layer.bias = _weights(call)
         layer.params = sum(p.numel() for p in module.parameters())
         layer.macs, layer.macs_formula = _macs(call)

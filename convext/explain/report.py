@@ -88,6 +88,8 @@ def _layer_lines(layer):
     out = [f"[{layer.index}] {layer.name}   "
            f"{layer.input_shape} -> {layer.output_shape if layer.output_shape else '(failed)'}"]
     pad = " " * 4
+    if layer.does:
+        out.append(f"{pad}what it does    {layer.does}")
     for i, f in enumerate(layer.formula):
         if i == 0:
             out.append(f"{pad}output size     {f['symbolic']}")
@@ -106,7 +108,8 @@ def _layer_lines(layer):
         out.append(f"{pad}MACs            {_n(layer.macs)}{formula}")
     if layer.receptive_field is not None:
         out.append(f"{pad}each output     sees {_cells(layer.receptive_field)} of the model "
-                   f"input (receptive field); jump {_frac(layer.jump)}")
+                   f"input (receptive field); the next output's window starts "
+                   f"{_frac(layer.jump)} cell(s) further (jump)")
     elif layer.field_note and layer.output_shape:
         out.append(f"{pad}each output     sees: unknown from here on ({layer.field_note})")
     for w in layer.warnings:
