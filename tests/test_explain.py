@@ -336,16 +336,16 @@ def _torch_error(layer, shape):
 
 
 @pytest.mark.parametrize("layer, shape, why, fix", [
-    (nn.Conv1d(3, 2, 3), (1, 3, 2), "input L 2 < kernel 3",
+    (nn.Conv1d(3, 2, 3), (1, 3, 2), "input length 2 < kernel 3",
      "pad by 1 (padding=1), or use kernel_size=2"),
     (nn.Conv1d(3, 2, 3, dilation=3), (1, 3, 5), "dilated kernel 3*(3-1)+1 = 7",
      "pad by 1 (padding=1)"),
     (nn.Conv1d(3, 2, 3), (1, 4, 5), "the input has 4 channels", "in_channels=4"),
-    (convext.Conv2d(3, 2, 3), (1, 3, 2, 8), "input H 2 < kernel 3", "kernel_size=2"),
+    (convext.Conv2d(3, 2, 3), (1, 3, 2, 8), "input height 2 < kernel 3", "kernel_size=2"),
     (nn.Conv2d(3, 2, 3), (1, 3, 8), "the input has 1 channels", "in_channels=1"),
     (nn.Conv1d(3, 2, 3), (1, 1, 3, 5), "reads (C, L) or (N, C, L)", "use Conv2d"),
     (nn.MaxPool1d(3, padding=2), (1, 3, 8), "more than half the kernel", "padding=1"),
-    (nn.AvgPool2d(3), (1, 3, 2, 2), "input H 2 < kernel 3", "kernel_size=2"),
+    (nn.AvgPool2d(3), (1, 3, 2, 2), "input height 2 < kernel 3", "kernel_size=2"),
     (nn.ConvTranspose1d(3, 2, 3, stride=2, output_padding=2), (1, 3, 5),
      "output_padding 2", "output_padding=1"),
     (nn.ConvTranspose1d(3, 2, 2, padding=3), (1, 3, 2), "crops away every output",
@@ -419,7 +419,7 @@ def test_check_agrees_with_torch(seed):
 def test_pitfall_2d_pool_on_3d_tensor():
     model = nn.Sequential(nn.Conv1d(3, 4, 3), nn.MaxPool2d(2))
     e = convext.explain(model, (2, 3, 10))
-    assert any("pools" in w or "unbatched image" in w for w in e.layers[1].warnings)
+    assert any("pools across your channels axis" in w for w in e.layers[1].warnings)
     assert e.layers[1].receptive_field is None
     # a plain 2D model on an unbatched image is fine
     e = convext.explain(nn.Sequential(nn.Conv2d(3, 4, 3), nn.MaxPool2d(2)), (3, 10, 10))
@@ -520,3 +520,19 @@ def test_cli_png(tmp_path, capsys):
         r = _cli(spec, "--input", shape, "--png", str(path), capsys=capsys)
         assert r.returncode == 0, r.stderr
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_readme_shows_real_output(capsys):
+    """The README's examples are what the code prints."""
+    readme = (ROOT / "README.md").read_text()
+    model = nn.Sequential(nn.Conv1d(1, 4, kernel_size=5, padding=2), nn.ReLU(), nn.MaxPool1d(2),
+                          nn.Conv1d(4, 8, kernel_size=3, dilation=2))
+    e = convext.explain(model, (1, 1, 32))
+    for text in (str(e), str(e.inputs_of(0)), str(e.outputs_of(10)), e.draw(0)):
+        assert text in readme
+    for args in (["Conv2d(3, 16, 3, stride=2, padding=1); ReLU(); MaxPool2d(2); "
+                  "Conv2d(16, 32, (3, 4), padding='same')", "--input", "8,3,32,32",
+                  "--draw", "1,1"],
+                 ["Conv1d(3, 2, 3)", "--input", "1,3,2"]):
+        r = _cli(*args, capsys=capsys)
+        assert r.stdout.rstrip("\n") in readme

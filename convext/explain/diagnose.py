@@ -101,8 +101,11 @@ def _axis_values(geo, attr):
     return vals[0] if geo.dims == 1 else tuple(vals)
 
 
+_WORD = {"L": "length", "H": "height", "W": "width"}
+
+
 def _too_small(geo, i, size):
-    a, name = geo.axes[i], geo.names[i]
+    a, name = geo.axes[i], _WORD[geo.names[i]]
     padded = size + a.pad_left + a.pad_right
     kernel = (f"dilated kernel {a.dilation}*({a.kernel}-1)+1 = {a.span}" if a.dilation > 1
               else f"kernel {a.kernel}")
@@ -117,7 +120,7 @@ def _too_small(geo, i, size):
         fixes.append(f"use kernel_size={(padded - 1) // a.dilation + 1}")
         if a.dilation > 1 and a.kernel > 1 and (padded - 1) // (a.kernel - 1) >= 1:
             fixes.append(f"use dilation={(padded - 1) // (a.kernel - 1)}")
-    fixes.append(f"feed at least {a.span - a.pad_left - a.pad_right} cells along {name}")
+    fixes.append(f"feed at least {a.span - a.pad_left - a.pad_right} cells along the {name}")
     fixes[1:] = ["or " + f for f in fixes[1:]]
     return Problem([f"{inp} < {kernel}: not even one window fits"], fixes)
 
@@ -152,9 +155,10 @@ def pitfalls(call, has_1d):
     out = []
     dims = geometry.dims_of(module)
     if dims == 2 and len(shape) == 3 and (has_1d or (getattr(call.chain_in, "dims", None) == 1)):
+        verb = "slides" if geo is not None and geo.kind in ("conv", "transposed") else "pools"
         out.append(f"{type(module).__name__} got a 3-axis tensor {shape}: torch reads it as "
-                   "ONE unbatched image (C, H, W), so it works across your channels axis "
-                   f"as if it were a height. For (N, C, L) data use the 1D layer.")
+                   f"ONE unbatched image (C, H, W), so it {verb} across your channels axis "
+                   "as if it were a height. For (N, C, L) data use the 1D layer.")
     if geo is None:
         return out
     sizes = shape[-dims:]
