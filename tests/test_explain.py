@@ -43,14 +43,14 @@ def _run_shapes(model, shape):
     return shapes, tuple(out.shape)
 
 
-def _grad_sets(model, shape):
-    """For every spatial output position: the set of input positions with a
-    non-zero gradient (summed over batch 0's channels)."""
+def _grad_sets(model, shape, only=None):
+    """For every spatial output position (or those in `only`): the set of
+    input positions with a non-zero gradient (summed over batch 0's channels)."""
     x = (torch.rand(shape, dtype=torch.float64) + 0.5).requires_grad_()
     y = model(x)
     dims = len(shape) - 2
     sets = {}
-    for pos in _positions(y.shape[2:]):
+    for pos in only or _positions(y.shape[2:]):
         (g,) = torch.autograd.grad(y[(0, slice(None)) + pos].sum(), x, retain_graph=True)
         nz = g[0].abs().sum(0).nonzero().tolist()
         sets[pos if dims == 2 else pos[0]] = sorted(tuple(c) if dims == 2 else c[0]
@@ -172,9 +172,13 @@ def test_random_1d_chain_matches_torch(seed):
     assert max(spans) <= e.receptive_field
     # on an input long enough to hold interior outputs, the widest gradient
     # footprint is exactly the receptive field
-    long = (1, shape[1], 6 * e.receptive_field + 40)
+    period = 1   # outputs repeat their pattern every `period` positions
+    for m in model:
+        period *= m.stride[0] if isinstance(m, geometry.TRANSPOSED) else 1
+    long = (1, shape[1], 4 * e.receptive_field + 2 * period + 20)
     e2 = convext.explain(model, long)
-    sets = _grad_sets(model, long)
+    mid = e2.output_shape[-1] // 2
+    sets = _grad_sets(model, long, [(o,) for o in range(mid - period, mid + period + 1)])
     assert max(v[-1] - v[0] + 1 for v in sets.values() if v) == e2.receptive_field
 
 
@@ -374,8 +378,14 @@ def test_error_deep_in_a_model_names_the_layer():
     e = convext.explain(model, (1, 1, 10))
     assert e.error["layer"] == 2 and "[2]" in e.error["where"]
     assert e.layers[1].output_shape == (1, 4, 4)
+    model = nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU(), nn.Conv1d(8, 4, 3))
+    e = convext.explain(model, (1, 1, 10))
+    assert e.error["torch_error"] == _torch_error(model, (1, 1, 10))
+    assert "from [1] ReLU, whose output is (1, 4, 8)" in e.error["arithmetic"][1]
+    assert "build the layer with in_channels=4" in e.error["fixes"]
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
 @pytest.mark.parametrize("seed", range(300))
 def test_check_agrees_with_torch(seed):
     """diagnose.check predicts an error exactly when torch raises one."""

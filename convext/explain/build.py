@@ -13,6 +13,14 @@ from torch import nn
 from . import geometry
 
 
+def _meta_parameter(value):
+    if isinstance(value, torch.Tensor):
+        t = torch.empty(value.shape, dtype=value.dtype, device="meta")
+    else:
+        t = torch.empty(tuple(value), device="meta")
+    return nn.Parameter(t, requires_grad=False)
+
+
 class FunctionalConv(nn.Module):
     """F.conv1d/2d or F.conv_transpose1d/2d with fixed keyword arguments,
     as a layer (weight and bias may be given as tensors or shapes)."""
@@ -20,12 +28,10 @@ class FunctionalConv(nn.Module):
     def __init__(self, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
                  output_padding=0, transposed=False):
         super().__init__()
-        w = torch.empty(tuple(weight)) if not isinstance(weight, torch.Tensor) else weight
-        self.weight = nn.Parameter(w.detach().clone(), requires_grad=False)
-        if bias is not None and not isinstance(bias, torch.Tensor):
-            bias = torch.empty(tuple(bias))
-        self.bias = None if bias is None else nn.Parameter(bias.detach().clone(),
-                                                           requires_grad=False)
+        # only shapes matter: meta tensors, the user's data is never copied
+        self.weight = _meta_parameter(weight)
+        self.bias = None if bias is None else _meta_parameter(bias)
+        w = self.weight
         dims = w.dim() - 2
         self.explain_dims = dims if dims in (1, 2) else None
         self.explain_kind = ("transposed" if transposed else "conv") if self.explain_dims else None

@@ -222,9 +222,15 @@ class Explanation:
 
     def _error(self, trace):
         exc, problem = trace.error, trace.problem
+        arithmetic = list(problem.arithmetic) if problem else []
+        before = [c for c in trace.calls[:trace.failed or 0] if c.output_shape]
+        if arithmetic and "channels" in arithmetic[0] and before:
+            prev = before[-1]
+            arithmetic.append(f"(the input comes from [{prev.index}] {prev.name}, whose "
+                              f"output is {prev.output_shape})")
         return {"where": trace.where, "layer": trace.failed,
                 "torch_error": f"{type(exc).__name__}: {exc}",
-                "arithmetic": problem.arithmetic if problem else [],
+                "arithmetic": arithmetic,
                 "fixes": problem.fixes if problem else []}
 
     # ---- dependencies -----------------------------------------------------

@@ -74,6 +74,9 @@ def meta_copy(model):
     """Deep copy of `model` with meta parameters and buffers and no hooks."""
     memo = {}
     for t in itertools.chain(model.parameters(), model.buffers()):
+        if torch.nn.parameter.is_lazy(t):
+            raise ValueError("convext.explain: the model has lazy (not yet shaped) "
+                             "parameters; run it once on a real batch first")
         meta = torch.empty_like(t, device="meta")
         memo[id(t)] = (torch.nn.Parameter(meta, requires_grad=t.requires_grad)
                        if isinstance(t, torch.nn.Parameter) else meta)
