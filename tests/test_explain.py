@@ -501,6 +501,12 @@ def test_cli_json_and_errors(capsys):
              capsys=capsys)
     data = json.loads(r.stdout)
     assert data["output_shape"] == [1, 8, 8] and data["receptive_field"] == 6
+    r = _cli("Conv1d(3, 4, 3); AdaptiveAvgPool1d(1)", "--input", "1,3,10", "--draw", "2",
+             capsys=capsys)
+    assert r.returncode == 0 and "pass layer=0" in r.stdout
+    r = _cli("Conv1d(3, 4, 3); AdaptiveAvgPool1d(1)", "--input", "1,3,10", "--draw", "2",
+             "--layer", "0", capsys=capsys)
+    assert "input  . . # # # . . . . ." in r.stdout
     r = _cli("Conv1d(3, 2, 3)", "--input", "1,3,2", capsys=capsys)
     assert r.returncode == 1
     assert "Kernel size can't be greater than actual input size" in r.stdout

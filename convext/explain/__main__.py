@@ -31,6 +31,9 @@ def main(argv=None):
     p.add_argument("--draw", nargs="?", const="", default=None, type=str, metavar="INDEX",
                    help="draw the input cells one output reads (default output 0; "
                         "2D: H,W)")
+    p.add_argument("--layer", metavar="INDEX", type=int, default=None,
+                   help="with --draw/--png: ask about this layer's output instead of the "
+                        "model's (when the model ends in a layer of unknown geometry)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--png", metavar="FILE", help="save a picture (needs matplotlib)")
     args = p.parse_args(argv)
@@ -59,8 +62,8 @@ def main(argv=None):
         data = e.to_dict()
         if args.draw is not None and e.error is None:
             index = _index(args.draw)
-            data["draw"] = {"index": index, "region": e.inputs_of(_default(e, index))
-                            .to_dict()}
+            data["draw"] = _try(lambda: {"index": index, "region": e.inputs_of(
+                _default(e, index, args.layer), args.layer).to_dict()})
         print(json.dumps(data, indent=2))
     else:
         print(e)
@@ -68,9 +71,9 @@ def main(argv=None):
         return 1
     if args.draw is not None and not args.json:
         print()
-        print(_try(lambda: e.draw(_index(args.draw))))
+        print(_try(lambda: e.draw(_index(args.draw), args.layer)))
     if args.png:
-        print(_try(lambda: f"saved {e.save_png(args.png, _index(args.draw or ''))}"),
+        print(_try(lambda: f"saved {e.save_png(args.png, _index(args.draw or ''), args.layer)}"),
               file=sys.stderr if args.json else sys.stdout)
     return 0
 
@@ -82,15 +85,15 @@ def _index(text):
     return vals[0] if len(vals) == 1 else vals
 
 
-def _default(e, index):
+def _default(e, index, layer):
     from .draw import _default
-    return _default(e, index, None)
+    return _default(e, index, layer)
 
 
 def _try(fn):
     try:
         return fn()
-    except (ValueError, IndexError, RuntimeError) as exc:
+    except (ValueError, IndexError, KeyError, RuntimeError) as exc:
         return str(exc)
 
 
