@@ -4,6 +4,7 @@
     y = convext.conv2d(x, w, b, stride=1, padding="same")   # like F.conv2d
     layer = convext.Conv2d(64, 64, 3, padding=1)            # like nn.Conv2d
     model = convext.convert(model)                          # swap a model's convs
+    print(convext.explain(model, (1, 3, 224, 224)))         # shapes, costs, fields
 
 The ops are real custom ops (torch.ops.convext.*), so autograd (double
 backward included), torch.compile, torch.export and opcheck work.
@@ -11,8 +12,10 @@ backward included), torch.compile, torch.export and opcheck work.
 from . import _ops  # noqa: F401  (loads the kernels, registers fake + autograd)
 from ._extension import cpu_isa, with_cuda
 from .convert import convert
+from .explain import Explanation, explain
 from .functional import conv1d, conv2d
 from .modules import Conv1d, Conv2d
 
 __version__ = "0.1.0"
-__all__ = ["conv1d", "conv2d", "Conv1d", "Conv2d", "convert", "with_cuda", "cpu_isa"]
+__all__ = ["conv1d", "conv2d", "Conv1d", "Conv2d", "convert", "explain", "Explanation",
+           "with_cuda", "cpu_isa"]
