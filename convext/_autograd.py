@@ -17,12 +17,16 @@ current functorch level: forward redispatches below Autograd with the keyset
 it was called with, and functorch unwraps and carries the call to the next
 level (vmap levels reach the batching rules of _vmap.py). This is the fix
 upstream torch adopted for register_autograd (pytorch#184974).
+
+The kernel is also where ONNX export finds the ops' standard form (_onnx.py).
 """
 import contextlib
 
 import torch
 import torch.autograd.forward_ad as fwAD
 from torch._functorch.utils import enable_single_level_autograd_function
+
+from . import _onnx
 
 _lib = torch.library.Library("convext", "FRAGMENT")  # noqa: TOR901 (kept alive here)
 
@@ -73,6 +77,8 @@ def register(name, setup_context, backward, jvp):
     })
 
     def kernel(keyset, *args):
+        if _onnx.exporting(args):
+            return _onnx.FORMS[name](*args)
         if _differentiable(args):
             with enable_single_level_autograd_function():
                 return function.apply(*args, keyset)
