@@ -6,7 +6,8 @@
     model = convext.convert(model)                          # swap a model's convs
 
 The ops are real custom ops (torch.ops.convext.*), so autograd (double
-backward included), torch.compile, torch.export and opcheck work.
+backward included), forward-mode AD, torch.func.vmap, torch.compile,
+torch.export, ONNX export, TorchScript, FX and opcheck work.
 """
 from . import _ops  # noqa: F401  (loads the kernels, registers fake + autograd)
 from ._extension import cpu_isa, with_cuda

@@ -64,6 +64,19 @@ def test_jvp_matches_torch(case):
     assert_same(tangent, ref_tangent)
 
 
+@pytest.mark.parametrize("case", [CASES[0], CASES[4]], ids=case_id)
+def test_jvp_of_the_op_called_directly(case):
+    """torch.ops.convext.conv*, not through convext.conv*: the same tangents."""
+    op = getattr(ops, f"conv{case.dims}d")
+    params = case.op_params()
+    primals = operands(case)
+    ts = tangents(primals)
+    _, tangent = jvp(lambda *args: op(*args, *params), tuple(primals), tuple(ts))
+    _, ref_tangent = jvp(lambda *args: TORCH_FN[case.dims](*args, *params), tuple(primals),
+                         tuple(ts))
+    assert_same(tangent, ref_tangent)
+
+
 @pytest.mark.parametrize("grad_mode", [True, False], ids=["grad", "no_grad"])
 @pytest.mark.parametrize("case", CASES[:2] + CASES[4:5], ids=case_id)
 def test_forward_ad_matches_torch(case, grad_mode):
