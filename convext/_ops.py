@@ -118,13 +118,6 @@ def _register(dims):
     _autograd.register(f"conv{dims}d", conv_setup, conv_backward, conv_jvp)
 
     # grad_input: (grad_output, weight, input_size, stride, padding, dilation, groups)
-    def grad_input_setup(ctx, inputs, output):
-        grad_output, weight, _, *params = inputs
-        ctx.save_for_backward(grad_output, weight)
-        ctx.save_for_forward(grad_output, weight)
-        ctx.input_size = inputs[2]
-        ctx.params = params
-
     def grad_input_backward(ctx, g):
         grad_output, weight = ctx.saved_tensors
         g_go = g_w = None
@@ -134,22 +127,10 @@ def _register(dims):
             g_w = grad_weight(grad_output, g, weight.shape, *ctx.params)
         return g_go, g_w, None, None, None, None, None
 
-    def grad_input_jvp(ctx, d_grad_output, d_weight, *_):
-        grad_output, weight = ctx.saved_tensors
-        return _product_rule(lambda go, w: grad_input(go, w, ctx.input_size, *ctx.params),
-                             grad_output, weight, d_grad_output, d_weight)
-
-    _autograd.register(f"conv{dims}d_grad_input", grad_input_setup, grad_input_backward,
-                       grad_input_jvp)
+    _autograd.register(f"conv{dims}d_grad_input", _backward_op_setup, grad_input_backward,
+                       _backward_op_jvp(grad_input))
 
     # grad_weight: (grad_output, input, weight_size, stride, padding, dilation, groups)
-    def grad_weight_setup(ctx, inputs, output):
-        grad_output, input, _, *params = inputs
-        ctx.save_for_backward(grad_output, input)
-        ctx.save_for_forward(grad_output, input)
-        ctx.weight_size = inputs[2]
-        ctx.params = params
-
     def grad_weight_backward(ctx, g):
         grad_output, input = ctx.saved_tensors
         g_go = g_x = None
@@ -159,13 +140,22 @@ def _register(dims):
             g_x = grad_input(grad_output, g, input.shape, *ctx.params)
         return g_go, g_x, None, None, None, None, None
 
-    def grad_weight_jvp(ctx, d_grad_output, d_input, *_):
-        grad_output, input = ctx.saved_tensors
-        return _product_rule(lambda go, x: grad_weight(go, x, ctx.weight_size, *ctx.params),
-                             grad_output, input, d_grad_output, d_input)
+    _autograd.register(f"conv{dims}d_grad_weight", _backward_op_setup, grad_weight_backward,
+                       _backward_op_jvp(grad_weight))
 
-    _autograd.register(f"conv{dims}d_grad_weight", grad_weight_setup, grad_weight_backward,
-                       grad_weight_jvp)
+
+# The backward ops: op(grad_output, weight or input, size, stride, padding, dilation, groups).
+def _backward_op_setup(ctx, inputs, output):
+    ctx.save_for_backward(*inputs[:2])
+    ctx.save_for_forward(*inputs[:2])
+    ctx.size, ctx.params = inputs[2], inputs[3:]
+
+
+def _backward_op_jvp(op):
+    def jvp(ctx, d_grad_output, d_other, *_):
+        return _product_rule(lambda a, b: op(a, b, ctx.size, *ctx.params),
+                             *ctx.saved_tensors, d_grad_output, d_other)
+    return jvp
 
 
 def _product_rule(f, a, b, da, db):

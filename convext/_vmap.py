@@ -8,8 +8,7 @@ folded into one the op already has, so a vmapped call is one kernel call.
   both batched                                 -> B folded into groups
 
 Each rule has register_vmap's signature, rule(info, in_dims, *args) ->
-(output, out_dim); _autograd.py also hands it to functorch as the op's
-autograd.Function vmap staticmethod (vmap over grad or jvp).
+(output, out_dim), and calls the op itself on the folded arguments.
 """
 import torch
 
@@ -61,51 +60,46 @@ def conv_rule(dims):
     return rule
 
 
-def grad_input_rule(dims):
-    grad_input = getattr(ops, f"conv{dims}d_grad_input")
+def _backward_op_rule(name, fold):
+    """Rule for a backward op, op(a, b, size, stride, padding, dilation,
+    groups): fold(batch, a, a_bdim, b, b_bdim, size, groups) gives the op's
+    folded (a, b, size, groups) and how to unfold its output."""
+    op = getattr(ops, name)
 
-    def rule(info, in_dims, grad_output, weight, input_size, stride, padding, dilation, groups):
-        go_bd, w_bd = in_dims[:2]
-        batch, params = info.batch_size, (stride, padding, dilation)
-        n, c, *spatial = input_size
-        if w_bd is None:
-            out = grad_input(_into(grad_output, go_bd, 0), weight, [batch * n, c, *spatial],
-                             *params, groups)
-            return out.unflatten(0, (batch, -1)), 0
-        size = [n, batch * c, *spatial]
-        if go_bd is None:
-            # The weight's dim 1 holds each group's input channels.
-            weight = weight.movedim(w_bd, 0).unflatten(1, (groups, -1)).movedim(0, 2) \
-                .flatten(0, 1).flatten(1, 2)
-            out = grad_input(grad_output, weight, size, *params, groups)
-            return _outof_groups(out, 1, groups, batch), 1
-        out = grad_input(_into(grad_output, go_bd, 1), _into(weight, w_bd, 0), size,
-                         *params, groups * batch)
-        return out.unflatten(1, (batch, -1)), 1
+    def rule(info, in_dims, a, b, size, stride, padding, dilation, groups):
+        a, b, size, folded_groups, unfold = fold(info.batch_size, a, in_dims[0], b, in_dims[1],
+                                                 list(size), groups)
+        return unfold(op(a, b, size, stride, padding, dilation, folded_groups))
 
     return rule
 
 
-def grad_weight_rule(dims):
-    grad_weight = getattr(ops, f"conv{dims}d_grad_weight")
+def _fold_grad_input(batch, grad_output, go_bd, weight, w_bd, input_size, groups):
+    n, c, *spatial = input_size
+    if w_bd is None:
+        return (_into(grad_output, go_bd, 0), weight, [batch * n, c, *spatial], groups,
+                lambda out: (out.unflatten(0, (batch, -1)), 0))
+    size = [n, batch * c, *spatial]
+    if go_bd is None:
+        # The weight's dim 1 holds each group's input channels.
+        weight = weight.movedim(w_bd, 0).unflatten(1, (groups, -1)).movedim(0, 2) \
+            .flatten(0, 1).flatten(1, 2)
+        return (grad_output, weight, size, groups,
+                lambda out: (_outof_groups(out, 1, groups, batch), 1))
+    return (_into(grad_output, go_bd, 1), _into(weight, w_bd, 0), size, groups * batch,
+            lambda out: (out.unflatten(1, (batch, -1)), 1))
 
-    def rule(info, in_dims, grad_output, input, weight_size, stride, padding, dilation, groups):
-        go_bd, x_bd = in_dims[:2]
-        batch, params = info.batch_size, (stride, padding, dilation)
-        oc, cg, *kernel = weight_size
-        if x_bd is None:
-            out = grad_weight(_into_groups(grad_output, go_bd, 1, groups), input,
-                              [batch * oc, cg, *kernel], *params, groups)
-            return _outof_groups(out, 0, groups, batch), 0
-        if go_bd is None:
-            out = grad_weight(grad_output, _into_groups(input, x_bd, 1, groups),
-                              [oc, batch * cg, *kernel], *params, groups)
-            return out.unflatten(1, (batch, -1)), 1
-        out = grad_weight(_into(grad_output, go_bd, 1), _into(input, x_bd, 1),
-                          [batch * oc, cg, *kernel], *params, groups * batch)
-        return out.unflatten(0, (batch, -1)), 0
 
-    return rule
+def _fold_grad_weight(batch, grad_output, go_bd, input, x_bd, weight_size, groups):
+    oc, cg, *kernel = weight_size
+    if x_bd is None:
+        return (_into_groups(grad_output, go_bd, 1, groups), input, [batch * oc, cg, *kernel],
+                groups, lambda out: (_outof_groups(out, 0, groups, batch), 0))
+    if go_bd is None:
+        return (grad_output, _into_groups(input, x_bd, 1, groups), [oc, batch * cg, *kernel],
+                groups, lambda out: (out.unflatten(1, (batch, -1)), 1))
+    return (_into(grad_output, go_bd, 1), _into(input, x_bd, 1), [batch * oc, cg, *kernel],
+            groups * batch, lambda out: (out.unflatten(0, (batch, -1)), 0))
 
 
 def grad_bias_rule(info, in_dims, grad_output):
@@ -116,6 +110,7 @@ def grad_bias_rule(info, in_dims, grad_output):
 def register():
     for dims in (1, 2):
         torch.library.register_vmap(f"convext::conv{dims}d", conv_rule(dims))
-        torch.library.register_vmap(f"convext::conv{dims}d_grad_input", grad_input_rule(dims))
-        torch.library.register_vmap(f"convext::conv{dims}d_grad_weight", grad_weight_rule(dims))
+        for which, fold in (("grad_input", _fold_grad_input), ("grad_weight", _fold_grad_weight)):
+            name = f"conv{dims}d_{which}"
+            torch.library.register_vmap(f"convext::{name}", _backward_op_rule(name, fold))
     torch.library.register_vmap("convext::conv_grad_bias", grad_bias_rule)
