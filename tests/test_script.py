@@ -57,6 +57,15 @@ def assert_runs_convext(fn, *args, expected, ops=("convext::conv1d", "convext::c
     torch.testing.assert_close(out, expected, rtol=0, atol=0)
 
 
+def test_convext_check_trips_on_torch_conv():
+    model = Net(nn.Conv1d, nn.Conv2d).eval()
+    x = torch.randn(2, 3, 10, 9)
+    with torch.no_grad(), no_warnings_about_same():
+        expected = model(x)
+    with pytest.raises(AssertionError):
+        assert_runs_convext(model, x, expected=expected)
+
+
 def assert_no_warnings(fn):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

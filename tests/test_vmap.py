@@ -39,6 +39,17 @@ def no_fallback():
     torch._C._functorch._set_vmap_fallback_enabled(before)
 
 
+@torch.library.custom_op("convext_tests::no_vmap_rule", mutates_args=())
+def _no_vmap_rule(x: torch.Tensor) -> torch.Tensor:
+    return x.clone()
+
+
+def test_an_op_without_a_rule_raises_here():
+    """The fixture above trips: no test passes through the fallback."""
+    with pytest.raises(RuntimeError, match="hit the vmap fallback"):
+        vmap(_no_vmap_rule)(torch.randn(3, 2))
+
+
 def stacked(t, gen):
     """B random samples shaped like t, vmapped along dim 1 (not 0, to
     exercise the rules' movedim), with t's memory format per sample."""
