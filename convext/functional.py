@@ -119,7 +119,7 @@ def _convolve(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: Lis
     return out if batched else out.squeeze(0)
 
 
-def _conv(input, weight, bias, stride, padding, dilation, groups, dims):
+def _conv(input, weight, bias, stride, padding, dilation, groups, dims, kernel_size=None):
     """Parses arguments as torch's argument parser does (Python only)."""
     if has_torch_function_variadic(input, weight, bias):
         return _torch_function(dims, input, weight, bias, stride, padding, dilation, groups)
@@ -131,7 +131,7 @@ def _conv(input, weight, bias, stride, padding, dilation, groups, dims):
     dilation = _int_list(dilation, "dilation", dims, fn)
     if not isinstance(padding, str):
         padding = _int_list(padding, "padding", dims, fn)
-    return _convolve(input, weight, bias, stride, padding, dilation, groups, dims)
+    return _convolve(input, weight, bias, stride, padding, dilation, groups, dims, kernel_size)
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):

@@ -3,6 +3,7 @@ construction, initialisation (and its RNG use), attributes, repr and
 state_dict are torch's own; only the convolution itself runs in convext."""
 from typing import List, Optional, Union
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -14,21 +15,28 @@ __all__ = ["Conv1d", "Conv2d"]
 class _ConvextMixin:
     def _conv_forward(self, input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
         # Same structure as nn.ConvNd._conv_forward: non-zero padding modes pad
-        # explicitly, then the conv runs unpadded. The attributes are already
-        # parsed (nn.ConvNd's __init__), so this goes straight to _convolve,
-        # which TorchScript compiles (torch.jit.script of the module) and which
-        # FX records as one call of convext.conv1d/conv2d.
+        # explicitly, then the conv runs unpadded. The kernel size goes along
+        # as plain ints, which 'same' padding needs under torch.jit.trace.
         dims = len(self.kernel_size)
-        padding: Union[str, List[int]] = [0] * dims
-        if self.padding_mode != "zeros":
+        zeros = self.padding_mode == "zeros"
+        if not zeros:
             input = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
-        elif isinstance(self.padding, str):
-            padding = self.padding
+        kernel_size = [k for k in self.kernel_size]
+        if torch.jit.is_scripting():
+            # All TorchScript compiles (torch.jit.script of the module): the
+            # attributes are constants, already checked by nn.ConvNd.
+            padding: Union[str, List[int]] = [0] * dims
+            if zeros:
+                padding = self.padding if isinstance(self.padding, str) \
+                    else [p for p in self.padding]
+            return functional._convolve(input, weight, bias, [s for s in self.stride], padding,
+                                        [d for d in self.dilation], self.groups, dims,
+                                        kernel_size)
         else:
-            padding = [p for p in self.padding]
-        return functional._convolve(input, weight, bias, [s for s in self.stride], padding,
-                                    [d for d in self.dilation], self.groups, dims,
-                                    [k for k in self.kernel_size])
+            # Parsed as convext.conv*d parses them (so FX records that call).
+            return functional._conv(input, weight, bias, self.stride,
+                                    self.padding if zeros else 0, self.dilation, self.groups,
+                                    dims, kernel_size)
 
 
 class Conv1d(_ConvextMixin, nn.Conv1d):
