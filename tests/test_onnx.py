@@ -171,3 +171,19 @@ def _chain(error):
     while error is not None:
         yield error
         error = error.__cause__ or error.__context__
+
+
+def test_dynamic_shapes():
+    """Batch and height left symbolic: one ONNX model serves other sizes."""
+    torch.manual_seed(0)
+    model = nn.Sequential(convext.Conv2d(3, 4, (2, 3), padding="same"), nn.ReLU(),
+                          convext.Conv2d(4, 2, 3, stride=2)).eval()
+    dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height", min=4, max=64)}
+    proto = torch.onnx.export(model, (torch.randn(2, 3, 9, 8),), dynamo=True, verbose=False,
+                              dynamic_shapes=(dims,)).model_proto
+    assert_standard(proto, conv=2)
+    for shape in [(2, 3, 9, 8), (5, 3, 13, 8)]:
+        x = torch.randn(shape)
+        (out,) = run_onnx(proto, x)
+        with torch.no_grad():
+            assert_close(out, model(x))
