@@ -7,7 +7,8 @@
     print(convext.explain(model, (1, 3, 224, 224)))         # shapes, costs, fields
 
 The ops are real custom ops (torch.ops.convext.*), so autograd (double
-backward included), torch.compile, torch.export and opcheck work.
+backward included), forward-mode AD, torch.func.vmap, torch.compile,
+torch.export, ONNX export, TorchScript, FX and opcheck work.
 """
 from . import _ops  # noqa: F401  (loads the kernels, registers fake + autograd)
 from ._extension import cpu_isa, with_cuda

@@ -1,16 +1,23 @@
 """Python side of the custom ops: fake (meta) kernels for tracing and the
-autograd formulas. The backward ops are themselves differentiable, in terms
-of convext's own ops, so double backward never leaves convext:
+autograd formulas, reverse (backward) and forward (jvp) mode, registered with
+the batching rules of _vmap.py through _autograd.py. The backward ops are
+themselves differentiable, in terms of convext's own ops, so double backward
+and forward-over-reverse never leave convext:
 
   y  = conv(x, w) + b
   gx = grad_input(gy, w)     -> d/dgy: conv(., w),    d/dw: grad_weight(gy, .)
   gw = grad_weight(gy, x)    -> d/dgy: conv(x, .),    d/dx: grad_input(gy, .)
   gb = grad_bias(gy)         -> d/dgy: broadcast
+
+Each op is linear in each tensor argument, so a tangent is the op itself
+applied to one tangent at a time (product rule): dy = conv(dx, w) + conv(x, dw)
++ db, d(gx) = grad_input(dgy, w) + grad_input(gy, dw), and so on.
 """
 import torch
 from torch._prims_common import suggest_memory_format
 
-from . import _extension  # noqa: F401  (registers the ops)
+from . import _extension  # noqa: F401  (registers the ops; must come first)
+from . import _autograd, _vmap
 
 ops = torch.ops.convext
 
@@ -83,8 +90,10 @@ def _register(dims):
     def conv_setup(ctx, inputs, output):
         input, weight, bias, *params = inputs
         ctx.save_for_backward(input, weight)
+        ctx.save_for_forward(input, weight)
         ctx.params = params
         ctx.has_bias = bias is not None
+        ctx.output_shape = output.shape
 
     def conv_backward(ctx, grad):
         input, weight = ctx.saved_tensors
@@ -97,14 +106,18 @@ def _register(dims):
             gb = ops.conv_grad_bias(grad)
         return gi, gw, gb, None, None, None, None
 
-    torch.library.register_autograd(name, conv_backward, setup_context=conv_setup)
+    def conv_jvp(ctx, d_input, d_weight, d_bias, *_):
+        input, weight = ctx.saved_tensors
+        out = _product_rule(lambda x, w: conv(x, w, None, *ctx.params),
+                            input, weight, d_input, d_weight)
+        if d_bias is None:
+            return out
+        d_bias = d_bias.reshape(1, -1, *[1] * dims)
+        return d_bias.expand(ctx.output_shape) if out is None else out + d_bias
+
+    _autograd.register(f"conv{dims}d", conv_setup, conv_backward, conv_jvp)
 
     # grad_input: (grad_output, weight, input_size, stride, padding, dilation, groups)
-    def grad_input_setup(ctx, inputs, output):
-        grad_output, weight, _, *params = inputs
-        ctx.save_for_backward(grad_output, weight)
-        ctx.params = params
-
     def grad_input_backward(ctx, g):
         grad_output, weight = ctx.saved_tensors
         g_go = g_w = None
@@ -114,15 +127,10 @@ def _register(dims):
             g_w = grad_weight(grad_output, g, weight.shape, *ctx.params)
         return g_go, g_w, None, None, None, None, None
 
-    torch.library.register_autograd(f"{name}_grad_input", grad_input_backward,
-                                    setup_context=grad_input_setup)
+    _autograd.register(f"conv{dims}d_grad_input", _backward_op_setup, grad_input_backward,
+                       _backward_op_jvp(grad_input))
 
     # grad_weight: (grad_output, input, weight_size, stride, padding, dilation, groups)
-    def grad_weight_setup(ctx, inputs, output):
-        grad_output, input, _, *params = inputs
-        ctx.save_for_backward(grad_output, input)
-        ctx.params = params
-
     def grad_weight_backward(ctx, g):
         grad_output, input = ctx.saved_tensors
         g_go = g_x = None
@@ -132,8 +140,32 @@ def _register(dims):
             g_x = grad_input(grad_output, g, input.shape, *ctx.params)
         return g_go, g_x, None, None, None, None, None
 
-    torch.library.register_autograd(f"{name}_grad_weight", grad_weight_backward,
-                                    setup_context=grad_weight_setup)
+    _autograd.register(f"conv{dims}d_grad_weight", _backward_op_setup, grad_weight_backward,
+                       _backward_op_jvp(grad_weight))
+
+
+# The backward ops: op(grad_output, weight or input, size, stride, padding, dilation, groups).
+def _backward_op_setup(ctx, inputs, output):
+    ctx.save_for_backward(*inputs[:2])
+    ctx.save_for_forward(*inputs[:2])
+    ctx.size, ctx.params = inputs[2], inputs[3:]
+
+
+def _backward_op_jvp(op):
+    def jvp(ctx, d_grad_output, d_other, *_):
+        return _product_rule(lambda a, b: op(a, b, ctx.size, *ctx.params),
+                             *ctx.saved_tensors, d_grad_output, d_other)
+    return jvp
+
+
+def _product_rule(f, a, b, da, db):
+    """Tangent of f(a, b) for f linear in each argument: f(da, b) + f(a, db),
+    leaving out the terms whose tangent is absent (None)."""
+    out = None if da is None else f(da, b)
+    if db is not None:
+        term = f(a, db)
+        out = term if out is None else out + term
+    return out
 
 
 @torch.library.register_fake("convext::conv_grad_bias")
@@ -148,11 +180,15 @@ def _grad_bias_setup(ctx, inputs, output):
 
 def _grad_bias_backward(ctx, g):
     view = [1, -1] + [1] * (len(ctx.shape) - 2)
-    return g.reshape(view).expand(ctx.shape)
+    return (g.reshape(view).expand(ctx.shape),)
 
 
-torch.library.register_autograd("convext::conv_grad_bias", _grad_bias_backward,
-                                setup_context=_grad_bias_setup)
+def _grad_bias_jvp(ctx, d_grad_output):
+    return ops.conv_grad_bias(d_grad_output)
+
+
+_autograd.register("conv_grad_bias", _grad_bias_setup, _grad_bias_backward, _grad_bias_jvp)
 
 for _dims in (1, 2):
     _register(_dims)
+_vmap.register()

@@ -1,11 +1,14 @@
 """convext.conv1d / convext.conv2d: the signature and semantics of
 torch.nn.functional.conv1d / conv2d, computed by convext's kernels."""
 import operator
+from typing import List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
+from torch.overrides import handle_torch_function, has_torch_function_variadic
 
-from ._ops import ops
+from . import _ops  # noqa: F401  (registers the ops)
 
 __all__ = ["conv1d", "conv2d"]
 
@@ -29,65 +32,106 @@ def _int_list(value, name, dims, fn):
     return [_as_int(value, name, fn)] * dims
 
 
-def _broadcast(values, name, dims):
-    if len(values) not in (1, dims):
+def _broadcast(values: List[int], name: str, dims: int) -> List[int]:
+    if len(values) != 1 and len(values) != dims:
         raise RuntimeError(f"{name} cannot broadcast to {dims} dimensions")
     return values * dims if len(values) == 1 else values
 
 
-def _same_padding(input, weight, stride, dilation, groups, dims):
+def _same_padding(input: Tensor, weight: Tensor, stride: List[int], dilation: List[int],
+                  groups: int, dims: int,
+                  kernel_size: Optional[List[int]]) -> Tuple[Tensor, List[int]]:
     """padding='same': ATen's checks for it, in its order, then symmetric
     padding plus one extra zero row/column at the end where the dilated
-    kernel's span is odd. Returns the (maybe padded) input and the padding."""
+    kernel's span is odd. Returns the (maybe padded) input and the padding.
+
+    A module passes its kernel_size: plain ints even under torch.jit.trace,
+    where the weight's sizes are traced values. Traced sizes are neither
+    branched on nor passed to the op (either would bake this kernel's padding
+    into the trace): F.pad, which records them, then pads all of it."""
     if weight.dim() < 3 or groups <= 0:
         return input, [0] * dims  # the op reports these with torch's message
     if weight.dim() != input.dim():
         raise RuntimeError(
             f"Expected {weight.dim()}-dimensional input for {weight.dim()}-dimensional "
-            f"weight{list(weight.shape)}, but got {input.dim()}-dimensional input of size "
-            f"{list(input.shape)} instead")
+            f"weight{list(weight.size())}, but got {input.dim()}-dimensional input of size "
+            f"{list(input.size())} instead")
     stride = _broadcast(stride, "stride", dims)
     dilation = _broadcast(dilation, "dilation", dims)
-    if any(s != 1 for s in stride):
-        raise RuntimeError("padding='same' is not supported for strided convolutions")
-    left, extra = [], []
+    for s in stride:
+        if s != 1:
+            raise RuntimeError("padding='same' is not supported for strided convolutions")
+    traced = kernel_size is None and torch.jit.is_tracing()
+    kernel = weight.size()[2:] if kernel_size is None else kernel_size
+    left: List[int] = []
+    pad: List[int] = []  # F.pad lists the last dim first
+    odd = False
     for i in range(dims):
-        total = dilation[i] * (weight.shape[2 + i] - 1)
-        left.append(total // 2)
-        extra.append(total - 2 * (total // 2))
-    if any(extra):
-        pad = []
-        for e in reversed(extra):  # F.pad lists the last dim first
-            pad += [0, e]
+        total = dilation[i] * (kernel[i] - 1)
+        if traced:
+            pad = [total // 2, total - total // 2] + pad
+            left.append(0)
+        else:
+            pad = [0, total % 2] + pad
+            left.append(total // 2)
+            odd = odd or total % 2 == 1
+    if odd or traced:
         input = F.pad(input, pad)
     return input, left
 
 
-def _conv(input, weight, bias, stride, padding, dilation, groups, dims):
-    fn = f"conv{dims}d"
-    if not isinstance(input, torch.Tensor) or not isinstance(weight, torch.Tensor):
-        raise TypeError(f"{fn}(): argument 'input' and 'weight' must be Tensor")
-    if input.dim() not in (dims + 1, dims + 2):
+def _torch_function(dims: int, input, weight, bias, stride, padding, dilation, groups):
+    """FX proxies, tensor subclasses and TorchFunctionModes see convext's
+    public function as one call, as with torch.nn.functional's."""
+    fn = conv1d if dims == 1 else conv2d
+    return handle_torch_function(fn, (input, weight, bias), input, weight, bias, stride=stride,
+                                 padding=padding, dilation=dilation, groups=groups)
+
+
+def _convolve(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: List[int],
+              padding: Union[str, List[int]], dilation: List[int], groups: int, dims: int,
+              kernel_size: Optional[List[int]] = None) -> Tensor:
+    """The convolution once arguments are parsed; TorchScript compiles it for
+    the modules (see modules.py)."""
+    if not torch.jit.is_scripting():
+        if has_torch_function_variadic(input, weight, bias):
+            return _torch_function(dims, input, weight, bias, stride, padding, dilation, groups)
+    if input.dim() != dims + 1 and input.dim() != dims + 2:
         raise RuntimeError(
-            f"Expected {dims + 1}D (unbatched) or {dims + 2}D (batched) input to {fn}, "
-            f"but got input of size: {list(input.shape)}")
+            f"Expected {dims + 1}D (unbatched) or {dims + 2}D (batched) input to conv{dims}d, "
+            f"but got input of size: {list(input.size())}")
     batched = input.dim() == dims + 2
     if not batched:
         input = input.unsqueeze(0)
-    groups = _as_int(groups, "groups", fn)
-    stride = _int_list(stride, "stride", dims, fn)
-    dilation = _int_list(dilation, "dilation", dims, fn)
     if isinstance(padding, str):
         if padding == "valid":
-            padding = [0] * dims
+            pad = [0] * dims
         elif padding == "same":
-            input, padding = _same_padding(input, weight, stride, dilation, groups, dims)
+            input, pad = _same_padding(input, weight, stride, dilation, groups, dims, kernel_size)
         else:
             raise RuntimeError(f"Invalid padding string: '{padding}'")
     else:
-        padding = _int_list(padding, "padding", dims, fn)
-    out = getattr(ops, fn)(input, weight, bias, stride, padding, dilation, groups)
+        pad = padding
+    if dims == 1:
+        out = torch.ops.convext.conv1d(input, weight, bias, stride, pad, dilation, groups)
+    else:
+        out = torch.ops.convext.conv2d(input, weight, bias, stride, pad, dilation, groups)
     return out if batched else out.squeeze(0)
+
+
+def _conv(input, weight, bias, stride, padding, dilation, groups, dims, kernel_size=None):
+    """Parses arguments as torch's argument parser does (Python only)."""
+    if has_torch_function_variadic(input, weight, bias):
+        return _torch_function(dims, input, weight, bias, stride, padding, dilation, groups)
+    fn = f"conv{dims}d"
+    if not isinstance(input, torch.Tensor) or not isinstance(weight, torch.Tensor):
+        raise TypeError(f"{fn}(): argument 'input' and 'weight' must be Tensor")
+    groups = _as_int(groups, "groups", fn)
+    stride = _int_list(stride, "stride", dims, fn)
+    dilation = _int_list(dilation, "dilation", dims, fn)
+    if not isinstance(padding, str):
+        padding = _int_list(padding, "padding", dims, fn)
+    return _convolve(input, weight, bias, stride, padding, dilation, groups, dims, kernel_size)
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
