@@ -3,6 +3,7 @@
     import convext
     y = convext.conv2d(x, w, b, stride=1, padding="same")   # like F.conv2d
     layer = convext.Conv2d(64, 64, 3, padding=1)            # like nn.Conv2d
+    up = convext.ConvTranspose2d(64, 32, 2, stride=2)       # like nn.ConvTranspose2d
     model = convext.convert(model)                          # swap a model's convs
 
 The ops are real custom ops (torch.ops.convext.*), so autograd (double
@@ -12,7 +13,9 @@ from . import _ops  # noqa: F401  (loads the kernels, registers fake + autograd)
 from ._extension import cpu_isa, with_cuda
 from .convert import convert
 from .functional import conv1d, conv2d
-from .modules import Conv1d, Conv2d
+from .modules import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
+from .transpose import conv_transpose1d, conv_transpose2d
 
 __version__ = "0.1.0"
-__all__ = ["conv1d", "conv2d", "Conv1d", "Conv2d", "convert", "with_cuda", "cpu_isa"]
+__all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "Conv1d", "Conv2d",
+           "ConvTranspose1d", "ConvTranspose2d", "convert", "with_cuda", "cpu_isa"]
