@@ -11,11 +11,13 @@ backward included), torch.compile, torch.export and opcheck work.
 """
 from . import _ops  # noqa: F401  (loads the kernels, registers fake + autograd)
 from ._extension import cpu_isa, with_cuda
-from .convert import convert
+from .convert import Unconverted, convert, unconverted
 from .functional import conv1d, conv2d
-from .modules import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
+from .modules import (Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d, LazyConv1d, LazyConv2d,
+                      LazyConvTranspose1d, LazyConvTranspose2d)
 from .transpose import conv_transpose1d, conv_transpose2d
 
 __version__ = "0.1.0"
 __all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "Conv1d", "Conv2d",
-           "ConvTranspose1d", "ConvTranspose2d", "convert", "with_cuda", "cpu_isa"]
+           "ConvTranspose1d", "ConvTranspose2d", "LazyConv1d", "LazyConv2d", "LazyConvTranspose1d",
+           "LazyConvTranspose2d", "convert", "unconverted", "Unconverted", "with_cuda", "cpu_isa"]
