@@ -42,8 +42,10 @@ def test_build_isolation_hiding_torch_says_no_build_isolation(tmp_path):
 def test_build_without_torch_says_install_it(tmp_path):
     """An interpreter that has setuptools but no torch at all."""
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
-                   timeout=120)
+    made = subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)],
+                          capture_output=True, text=True, timeout=120)
+    if made.returncode != 0:
+        pytest.skip(f"cannot create a venv here: {made.stderr[-200:]}")
     import setuptools  # noqa: PLC0415 - only its location is needed
     tools = tmp_path / "tools"
     tools.mkdir()

@@ -465,6 +465,31 @@ def test_export_uses_grad_input_op():
     torch.testing.assert_close(exported.module()(x, skip), model(x, skip))
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
+def test_export_dynamic_batch():
+    model, x, skip = _decoder_inputs()
+    batch = torch.export.Dim("batch", min=1, max=64)
+    exported = torch.export.export(model.eval(), (x, skip), dynamic_shapes=({0: batch},
+                                                                              {0: batch}))
+    x, skip = torch.randn(5, 8, 4, 5), torch.randn(5, 4, 8, 10)
+    torch.testing.assert_close(exported.module()(x, skip), model(x, skip))
+
+
+def test_compile_dynamic_shapes_functional():
+    """Symbolic batch and spatial sizes through the checks and the fake kernel."""
+    torch._dynamo.reset()
+
+    def fn(x, w, b):
+        return convext.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1)
+
+    compiled = torch.compile(fn, fullgraph=True, dynamic=True, backend="aot_eager")
+    w, b = torch.randn(3, 4, 3, 3), torch.randn(4)
+    for shape in [(2, 3, 5, 6), (3, 3, 7, 4), (1, 3, 9, 9)]:
+        x = torch.randn(shape)
+        torch.testing.assert_close(compiled(x, w, b), F.conv_transpose2d(
+            x, w, b, stride=2, padding=1, output_padding=1))
+
+
 def test_suite_has_transposed_shapes():
     """The benchmark suite times transposed convs (U-Net, HiFi-GAN)."""
     from convext.bench import suites
