@@ -125,11 +125,22 @@ def _check(input, weight, bias, stride, padding, output_padding, dilation, group
     return stride, padding, output_padding, dilation
 
 
+def _autocast(tensors, device_type):
+    """torch.autocast's cast for ops on its lower-precision list (F.conv_transpose*
+    are): floating tensors on that device, float64 excepted, to the autocast
+    dtype. The casts are autograd-visible: gradients reach float32 leaves."""
+    dtype = torch.get_autocast_dtype(device_type)
+    return [t.to(dtype) if t is not None and t.is_floating_point() and t.dtype != torch.float64
+            and t.device.type == device_type else t for t in tensors]
+
+
 def _conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation,
                     dims):
     fn = f"conv_transpose{dims}d"
     if not isinstance(input, torch.Tensor) or not isinstance(weight, torch.Tensor):
         raise TypeError(f"{fn}(): argument 'input' and 'weight' must be Tensor")
+    if torch.is_autocast_enabled(input.device.type):
+        input, weight, bias = _autocast((input, weight, bias), input.device.type)
     if isinstance(padding, str):  # torch's argument parser wants ints here
         raise TypeError(f"{fn}(): argument 'padding' must be tuple of ints, not str")
     if input.dim() not in (dims + 1, dims + 2):

@@ -180,6 +180,29 @@ def test_non_contiguous_input():
                                F.conv_transpose2d(x, w, stride=2, output_padding=1))
 
 
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("dims", [1, 2])
+def test_autocast(dims, bias):
+    """Under torch.autocast("cpu") the floating inputs are cast to the autocast
+    dtype, as for F.conv_transpose*: the result is bit for bit convext's on
+    tensors cast by hand, and gradients reach the float32 leaves in float32."""
+    case = TCase(dims, 2, 4, 6, (5,) * dims, (3,) * dims, stride=2, padding=1,
+                 output_padding=1, groups=2, bias=bias)
+    x, w, b = case.make(torch.float32)
+    leaves = [t.requires_grad_(True) for t in (w, b) if t is not None]
+    dtype = torch.get_autocast_dtype("cpu")
+    with torch.autocast("cpu"):
+        out = CONVEXT_T[dims](x, w, b, **case.kwargs)
+        theirs = TORCH_T[dims](x, w, b, **case.kwargs)
+        mixed = CONVEXT_T[dims](x.to(dtype), w, b, **case.kwargs)  # no dtype mismatch
+    assert out.dtype == theirs.dtype == dtype and torch.equal(mixed, out)
+    by_hand = CONVEXT_T[dims](x.to(dtype), w.to(dtype), None if b is None else b.to(dtype),
+                              **case.kwargs)
+    assert torch.equal(out, by_hand)
+    grads = torch.autograd.grad(out.float().square().sum(), leaves)
+    assert all(g.dtype == torch.float32 for g in grads)
+
+
 def test_grad_input_op_accepts_output_padding_sizes():
     """The op behind it: an input_size the conv formula floors back to
     grad_output's size (as output_padding < stride gives) is accepted and
