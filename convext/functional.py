@@ -63,17 +63,21 @@ def _same_padding(input, weight, stride, dilation, groups, dims):
     return input, left
 
 
-def _conv(input, weight, bias, stride, padding, dilation, groups, dims):
-    fn = f"conv{dims}d"
-    if not isinstance(input, torch.Tensor) or not isinstance(weight, torch.Tensor):
-        raise TypeError(f"{fn}(): argument 'input' and 'weight' must be Tensor")
+def _as_batched(input, dims, fn):
+    """(input with a batch dim, whether it had one), with torch's check."""
     if input.dim() not in (dims + 1, dims + 2):
         raise RuntimeError(
             f"Expected {dims + 1}D (unbatched) or {dims + 2}D (batched) input to {fn}, "
             f"but got input of size: {list(input.shape)}")
     batched = input.dim() == dims + 2
-    if not batched:
-        input = input.unsqueeze(0)
+    return (input if batched else input.unsqueeze(0)), batched
+
+
+def _conv(input, weight, bias, stride, padding, dilation, groups, dims):
+    fn = f"conv{dims}d"
+    if not isinstance(input, torch.Tensor) or not isinstance(weight, torch.Tensor):
+        raise TypeError(f"{fn}(): argument 'input' and 'weight' must be Tensor")
+    input, batched = _as_batched(input, dims, fn)
     groups = _as_int(groups, "groups", fn)
     stride = _int_list(stride, "stride", dims, fn)
     dilation = _int_list(dilation, "dilation", dims, fn)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ._ops import _out_format, ops
-from .functional import _as_int, _int_list
+from .functional import _as_batched, _as_int, _int_list
 
 __all__ = ["conv_transpose1d", "conv_transpose2d"]
 
@@ -143,13 +143,7 @@ def _conv_transpose(input, weight, bias, stride, padding, output_padding, groups
         input, weight, bias = _autocast((input, weight, bias), input.device.type)
     if isinstance(padding, str):  # torch's argument parser wants ints here
         raise TypeError(f"{fn}(): argument 'padding' must be tuple of ints, not str")
-    if input.dim() not in (dims + 1, dims + 2):
-        raise RuntimeError(
-            f"Expected {dims + 1}D (unbatched) or {dims + 2}D (batched) input to {fn}, "
-            f"but got input of size: {list(input.shape)}")
-    batched = input.dim() == dims + 2
-    if not batched:
-        input = input.unsqueeze(0)
+    input, batched = _as_batched(input, dims, fn)
     groups = _as_int(groups, "groups", fn)
     stride, padding, output_padding, dilation = _check(
         input, weight, bias, _int_list(stride, "stride", dims, fn),

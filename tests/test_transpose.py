@@ -14,7 +14,9 @@ from torch.autograd import gradcheck, gradgradcheck
 from torch.library import opcheck
 
 import convext
-from conftest import FLOAT_DTYPES, assert_close_to_torch, assert_same_error, dtype_id
+from conftest import (FLOAT_DTYPES, ConvCase, assert_close_to_torch, assert_same_error, case_id,
+                      dtype_id)
+from test_gradients import assert_double_backward_matches
 from test_no_aten_conv import offending_ops
 
 ops = torch.ops.convext
@@ -23,48 +25,25 @@ CONVEXT_T = {1: convext.conv_transpose1d, 2: convext.conv_transpose2d}
 
 
 @dataclass(frozen=True)
-class TCase:
-    """A transposed conv: input (N, C, *size), weight (C, OC/groups, *kernel).
-    N=None: unbatched."""
-    dims: int
-    N: object
-    C: int
-    OC: int
-    size: tuple
-    kernel: tuple
-    stride: object = 1
-    padding: object = 0
+class TCase(ConvCase):
+    """A transposed conv: input (N, C, *size), weight (C, OC/groups, *kernel),
+    output OC channels. N=None: unbatched."""
     output_padding: object = 0
-    dilation: object = 1
-    groups: int = 1
-    bias: bool = True
 
     @property
     def kwargs(self):
-        return dict(stride=self.stride, padding=self.padding,
-                    output_padding=self.output_padding, groups=self.groups,
-                    dilation=self.dilation)
+        return dict(self.conv_kwargs, output_padding=self.output_padding)
 
     def make(self, dtype=torch.float64, seed=0):
-        gen = torch.Generator().manual_seed(seed)
-
-        def rand(*shape):
-            return torch.randn(*shape, generator=gen, dtype=torch.float64).to(dtype)
-
-        batch = () if self.N is None else (self.N,)
-        return (rand(*batch, self.C, *self.size), rand(self.C, self.OC // self.groups,
-                                                       *self.kernel),
-                rand(self.OC) if self.bias else None)
+        x, _, b = super().make(dtype, seed=seed)
+        gen = torch.Generator().manual_seed(seed + 1)
+        w = torch.randn(self.C, self.OC // self.groups, *self.kernel, generator=gen,
+                        dtype=torch.float64)
+        return x, w.to(dtype), b
 
 
 def tcase_id(c):
-    parts = [f"{c.dims}d", f"n{c.N}c{c.C}o{c.OC}",
-             "x".join(map(str, c.size)) + "k" + "x".join(map(str, c.kernel))]
-    for name, default in (("stride", 1), ("padding", 0), ("output_padding", 0),
-                          ("dilation", 1), ("groups", 1)):
-        if getattr(c, name) != default:
-            parts.append(f"{name}{getattr(c, name)}".replace(" ", ""))
-    return "-".join(parts + ([] if c.bias else ["nobias"]))
+    return case_id(c) + (f"-op{c.output_padding}".replace(" ", "") if c.output_padding else "")
 
 
 CASES = [
@@ -136,24 +115,8 @@ def test_gradcheck_and_gradgradcheck(case):
 
 @pytest.mark.parametrize("case", GRADCHECK_CASES, ids=tcase_id)
 def test_double_backward_matches_torch(case):
-    """Gradients of a weighted sum of the first gradients (w.r.t. input, weight
-    and grad_output), against torch's."""
-    results = []
-    for impl in (CONVEXT_T, TORCH_T):
-        leaves = _leaves(case)
-        out = _fn(case, impl)(*leaves)
-        go = torch.linspace(-1, 1, out.numel(), dtype=torch.float64).view_as(out)
-        go.requires_grad_(True)
-        grads = torch.autograd.grad(out, leaves, go, create_graph=True)
-        gen = torch.Generator().manual_seed(5)
-        total = sum((g * torch.randn(g.shape, generator=gen, dtype=g.dtype)).sum()
-                    for g in grads)
-        results.append(torch.autograd.grad(total, leaves[:2] + (go,), allow_unused=True))
-    for ours, theirs in zip(*results):
-        if theirs is None:
-            assert ours is None or ours.abs().max() == 0
-        else:
-            torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-10)
+    assert_double_backward_matches(CONVEXT_T[case.dims], TORCH_T[case.dims], case.make(),
+                                   case.kwargs)
 
 
 @pytest.mark.parametrize("x_cl, w_cl", [(True, False), (False, True), (True, True)])
