@@ -3,8 +3,9 @@
 Install with ``pip install --no-build-isolation .`` so that the extension is
 compiled against the torch you already have (an isolated build would try to
 download a different one). Needs a C++20 compiler (GCC 10+ or Clang 10+).
-Each compiled file prints a ``[convext k/n, t s]`` line (shown by
-``pip install -v``), so a long build does not look hung.
+Each file prints a ``[convext k/n, t s]`` line as it starts compiling (k
+done of n, t seconds in; shown by ``pip install -v``), so a long build does
+not look hung.
 
 Switches (environment variables):
   FORCE_CUDA=1   build the CUDA kernels even if no GPU/CUDA torch is detected
@@ -115,8 +116,8 @@ class BuildWithProgress(BuildExtension):
         count = sum(len(ext.sources) for ext in self.extensions)
         jobs = os.environ.get("MAX_JOBS", "ninja's default")
         print(f"convext: compiling {count} C++/CUDA files with ninja (MAX_JOBS: {jobs}); "
-              "a CPU build takes a few minutes on 2 cores, each finished file prints a "
-              "[convext k/n, seconds] line", flush=True)
+              "a CPU build takes a few minutes on 2 cores. Each file prints a "
+              "[convext <files done>/<files>, <seconds>] line as it starts.", flush=True)
         super().build_extensions()
 
 
