@@ -62,7 +62,8 @@ def parser():
                    help="a few small shapes, short timing: under a minute on CPU")
     p.add_argument("--models", action="store_true",
                    help="also run the model-level benchmark (ResNet-18, wav2vec2 "
-                        "feature extractor, WaveNet): training step and inference")
+                        "feature extractor, WaveNet, HiFi-GAN generator): training step and "
+                        "inference")
     p.add_argument("--out", type=Path, default=default_out(),
                    help="folder for <device-tag>.json/.md/.png (default: %(default)s: "
                         "benchmarks/runs in a checkout, else ./convext-bench-runs); "
