@@ -4,6 +4,7 @@ float64, errors (type and text, live from torch), modules (init, repr,
 state_dict, output_size=, padding_mode), layouts, opcheck, compile, export,
 and that only convext's grad_input op runs."""
 import math
+import random
 from dataclasses import dataclass
 
 import pytest
@@ -84,6 +85,36 @@ def test_matches_torch(case, dtype):
     out = assert_close_to_torch(case.dims, x, w, b, fn=CONVEXT_T[case.dims],
                                 torch_fn=TORCH_T[case.dims], **case.kwargs)
     assert out.shape == TORCH_T[case.dims](x.double(), w.double(), None, **case.kwargs).shape
+
+
+def random_case(rng):
+    """A valid random transposed conv: output_padding below max(stride, dilation),
+    padding small enough for an output of at least 1."""
+    dims, groups = rng.choice([1, 2]), rng.choice([1, 1, 2, 3])
+    kernel = tuple(rng.randint(1, 5) for _ in range(dims))
+    stride = tuple(rng.randint(1, 4) for _ in range(dims))
+    dilation = tuple(rng.randint(1, 3) for _ in range(dims))
+    size = tuple(rng.randint(1, 8) for _ in range(dims))
+    out_pad = tuple(rng.randrange(max(s, d)) for s, d in zip(stride, dilation))
+    padding = tuple(rng.randint(0, ((i - 1) * s + d * (k - 1) + o) // 2)
+                    for i, s, d, k, o in zip(size, stride, dilation, kernel, out_pad))
+    return TCase(dims, rng.choice([None, 0, 1, 2]), rng.randint(1, 4) * groups,
+                 rng.randint(1, 4) * groups, size, kernel, stride, padding, dilation, groups,
+                 bias=rng.random() < 0.7, output_padding=out_pad)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_config_matches_torch(seed):
+    rng = random.Random(seed)
+    case = random_case(rng)
+    dtype = rng.choice(FLOAT_DTYPES)
+    x, w, b = case.make(dtype, seed=seed)
+    if rng.random() < 0.3 and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    if rng.random() < 0.3:
+        w = w.transpose(0, -1).contiguous().transpose(0, -1)  # non-contiguous weight
+    assert_close_to_torch(case.dims, x, w, b, fn=CONVEXT_T[case.dims],
+                          torch_fn=TORCH_T[case.dims], **case.kwargs)
 
 
 GRADCHECK_CASES = [
