@@ -150,10 +150,13 @@ def _conv_transpose(input, weight, bias, stride, padding, output_padding, groups
         _int_list(padding, "padding", dims, fn),
         _int_list(output_padding, "output_padding", dims, fn),
         _int_list(dilation, "dilation", dims, fn), groups, dims)
-    # The output size the conv formula maps back onto input's size, exactly
-    # when output_padding < stride. output_padding >= stride (allowed when it
-    # is < dilation) makes the conv of the output q positions longer than the
-    # input: those positions of the op's grad_output are zeros.
+    # torch's result is channels_last when the input or the weight is; the op
+    # follows its first argument (the smaller tensor here): convert that one.
+    channels_last = _out_format(input, weight, dims) is torch.channels_last
+    # The op's grad_output must have the size the conv formula gives for the
+    # output size: the input's, when output_padding < stride. output_padding
+    # >= stride (allowed when < dilation) makes that output_padding // stride
+    # positions more, at the end, where the input is zero-padded.
     spatial = [(i - 1) * s - 2 * p + d * (k - 1) + 1 + o for i, s, p, d, k, o in
                zip(input.shape[2:], stride, padding, dilation, weight.shape[2:], output_padding)]
     extra = [o // s for o, s in zip(output_padding, stride)]
@@ -162,9 +165,7 @@ def _conv_transpose(input, weight, bias, stride, padding, output_padding, groups
         for e in reversed(extra):  # F.pad lists the last dim first
             pad += [0, e]
         input = F.pad(input, pad)
-    if _out_format(input, weight, dims) is torch.channels_last:
-        # torch's result is channels_last when the input or the weight is; the
-        # op follows its first argument (the smaller tensor here): convert it.
+    if channels_last:
         input = input.contiguous(memory_format=torch.channels_last)
     output_size = [input.shape[0], weight.shape[1] * groups, *spatial]
     dtype = input.dtype

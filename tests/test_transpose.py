@@ -150,11 +150,14 @@ def test_double_backward_matches_torch(case):
                                    case.kwargs)
 
 
+@pytest.mark.parametrize("case", [
+    TCase(2, 2, 4, 6, (5, 4), (3, 3), stride=2, padding=1, output_padding=1, groups=2),
+    TCase(2, 2, 4, 6, (5, 4), (3, 3), dilation=3, output_padding=(2, 1)),  # padded input
+], ids=tcase_id)
 @pytest.mark.parametrize("x_cl, w_cl", [(True, False), (False, True), (True, True)])
-def test_channels_last_layout_and_values(x_cl, w_cl):
+def test_channels_last_layout_and_values(case, x_cl, w_cl):
     """The result's memory format is torch's (channels_last when the input or
     the weight is), values and gradients unchanged."""
-    case = TCase(2, 2, 4, 6, (5, 4), (3, 3), stride=2, padding=1, output_padding=1, groups=2)
     x, w, b = case.make(torch.float32)
     if x_cl:
         x = x.contiguous(memory_format=torch.channels_last)
