@@ -19,6 +19,7 @@ from conftest import (FLOAT_DTYPES, ConvCase, assert_close_to_torch, assert_same
                       dtype_id)
 from test_gradients import assert_double_backward_matches
 from test_no_aten_conv import offending_ops
+from test_random_configs import random_layout
 
 ops = torch.ops.convext
 TORCH_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d}
@@ -109,10 +110,7 @@ def test_random_config_matches_torch(seed):
     case = random_case(rng)
     dtype = rng.choice(FLOAT_DTYPES)
     x, w, b = case.make(dtype, seed=seed)
-    if rng.random() < 0.3 and x.dim() == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
-    if rng.random() < 0.3:
-        w = w.transpose(0, -1).contiguous().transpose(0, -1)  # non-contiguous weight
+    x, w = random_layout(rng, x), random_layout(rng, w)
     assert_close_to_torch(case.dims, x, w, b, fn=CONVEXT_T[case.dims],
                           torch_fn=TORCH_T[case.dims], **case.kwargs)
 
