@@ -96,7 +96,8 @@ def _check(input, weight, bias, stride, padding, output_padding, dilation, group
     k2, s2, d2 = _as_2d(ws[2:], dims, 1), _as_2d(stride, dims, 1), _as_2d(dilation, dims, 1)
     p2, op2 = _as_2d(padding, dims, 0), _as_2d(output_padding, dims, 0)
     if any(k <= 0 for k in k2):
-        raise RuntimeError(f"kernel size should be greater than zero, but got {_pairs('kernel', k2)}")
+        raise RuntimeError(
+            f"kernel size should be greater than zero, but got {_pairs('kernel', k2)}")
     if any(d <= 0 for d in d2):
         raise RuntimeError("dilation should be greater than zero, but got "
                            f"dilation_height: {d2[0]}, dilation_width: {d2[1]}")

@@ -4,7 +4,6 @@ float64, errors (type and text, live from torch), modules (init, repr,
 state_dict, output_size=, padding_mode), layouts, opcheck, compile, export,
 and that only convext's grad_input op runs."""
 import math
-import random
 from dataclasses import dataclass
 
 import pytest
@@ -19,7 +18,7 @@ from conftest import (FLOAT_DTYPES, ConvCase, assert_close_to_torch, assert_same
                       dtype_id)
 from test_gradients import assert_double_backward_matches
 from test_no_aten_conv import offending_ops
-from test_random_configs import random_layout
+from test_random_configs import check_random_case
 
 ops = torch.ops.convext
 TORCH_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d}
@@ -33,8 +32,8 @@ class TCase(ConvCase):
     output_padding: object = 0
 
     @property
-    def kwargs(self):
-        return dict(self.conv_kwargs, output_padding=self.output_padding)
+    def conv_kwargs(self):
+        return dict(super().conv_kwargs, output_padding=self.output_padding)
 
     def make(self, dtype=torch.float64, seed=0):
         x, _, b = super().make(dtype, seed=seed)
@@ -84,8 +83,8 @@ def test_matches_torch(case, dtype):
     float64 result with a dtype-aware bound."""
     x, w, b = case.make(dtype)
     out = assert_close_to_torch(case.dims, x, w, b, fn=CONVEXT_T[case.dims],
-                                torch_fn=TORCH_T[case.dims], **case.kwargs)
-    assert out.shape == TORCH_T[case.dims](x.double(), w.double(), None, **case.kwargs).shape
+                                torch_fn=TORCH_T[case.dims], **case.conv_kwargs)
+    assert out.shape == TORCH_T[case.dims](x.double(), w.double(), None, **case.conv_kwargs).shape
 
 
 def random_case(rng):
@@ -106,13 +105,7 @@ def random_case(rng):
 
 @pytest.mark.parametrize("seed", range(40))
 def test_random_config_matches_torch(seed):
-    rng = random.Random(seed)
-    case = random_case(rng)
-    dtype = rng.choice(FLOAT_DTYPES)
-    x, w, b = case.make(dtype, seed=seed)
-    x, w = random_layout(rng, x), random_layout(rng, w)
-    assert_close_to_torch(case.dims, x, w, b, fn=CONVEXT_T[case.dims],
-                          torch_fn=TORCH_T[case.dims], **case.kwargs)
+    check_random_case(seed, random_case, CONVEXT_T, TORCH_T)
 
 
 GRADCHECK_CASES = [
@@ -131,7 +124,7 @@ def _leaves(case):
 
 def _fn(case, impl=CONVEXT_T):
     def fn(x, w, *b):
-        return impl[case.dims](x, w, *b, **case.kwargs)
+        return impl[case.dims](x, w, *b, **case.conv_kwargs)
     return fn
 
 
@@ -145,7 +138,7 @@ def test_gradcheck_and_gradgradcheck(case):
 @pytest.mark.parametrize("case", GRADCHECK_CASES, ids=tcase_id)
 def test_double_backward_matches_torch(case):
     assert_double_backward_matches(CONVEXT_T[case.dims], TORCH_T[case.dims], case.make(),
-                                   case.kwargs)
+                                   case.conv_kwargs)
 
 
 @pytest.mark.parametrize("case", [
@@ -162,8 +155,8 @@ def test_channels_last_layout_and_values(case, x_cl, w_cl):
     if w_cl:
         w = w.contiguous(memory_format=torch.channels_last)
     out = assert_close_to_torch(2, x, w, b, fn=convext.conv_transpose2d,
-                                torch_fn=F.conv_transpose2d, **case.kwargs)
-    ref = F.conv_transpose2d(x, w, b, **case.kwargs)
+                                torch_fn=F.conv_transpose2d, **case.conv_kwargs)
+    ref = F.conv_transpose2d(x, w, b, **case.conv_kwargs)
     assert out.stride() == ref.stride()
 
 
@@ -187,12 +180,12 @@ def test_autocast(dims, bias):
     leaves = [t.requires_grad_(True) for t in (w, b) if t is not None]
     dtype = torch.get_autocast_dtype("cpu")
     with torch.autocast("cpu"):
-        out = CONVEXT_T[dims](x, w, b, **case.kwargs)
-        theirs = TORCH_T[dims](x, w, b, **case.kwargs)
-        mixed = CONVEXT_T[dims](x.to(dtype), w, b, **case.kwargs)  # no dtype mismatch
+        out = CONVEXT_T[dims](x, w, b, **case.conv_kwargs)
+        theirs = TORCH_T[dims](x, w, b, **case.conv_kwargs)
+        mixed = CONVEXT_T[dims](x.to(dtype), w, b, **case.conv_kwargs)  # no dtype mismatch
     assert out.dtype == theirs.dtype == dtype and torch.equal(mixed, out)
     by_hand = CONVEXT_T[dims](x.to(dtype), w.to(dtype), None if b is None else b.to(dtype),
-                              **case.kwargs)
+                              **case.conv_kwargs)
     assert torch.equal(out, by_hand)
     grads = torch.autograd.grad(out.float().square().sum(), leaves)
     assert all(g.dtype == torch.float32 for g in grads)
