@@ -2,7 +2,10 @@
 
 Install with ``pip install --no-build-isolation .`` so that the extension is
 compiled against the torch you already have (an isolated build would try to
-download a different one).
+download a different one). Needs a C++20 compiler (GCC 10+ or Clang 10+).
+Each file prints a ``[convext k/n, t s]`` line as it starts compiling (k
+done of n, t seconds in; shown by ``pip install -v``), so a long build does
+not look hung.
 
 Switches (environment variables):
   FORCE_CUDA=1   build the CUDA kernels even if no GPU/CUDA torch is detected
@@ -12,18 +15,43 @@ Switches (environment variables):
 """
 import glob
 import os
+import subprocess
 import sys
 
 from setuptools import find_packages, setup
+
+
+def torch_outside_build_env():
+    """Where torch is installed for this interpreter, seen without the
+    PYTHONPATH/site tweaks of pip's isolated build environment (python -I);
+    None if it is not installed at all."""
+    code = ("import importlib.util as u; s = u.find_spec('torch'); "
+            "print(s.submodule_search_locations[0] if s else '')")
+    try:
+        out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True,
+                             text=True, timeout=60).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out or None
+
 
 try:
     import torch
     from torch.utils.cpp_extension import (CUDA_HOME, BuildExtension,
                                            CppExtension, CUDAExtension)
-except ImportError:  # pragma: no cover - exercised by hand
+except ImportError as err:  # tests/test_install.py runs both branches
+    hidden = torch_outside_build_env()
+    if hidden:
+        sys.exit(
+            f"convext: torch is installed ({hidden}) but this build cannot import it "
+            f"({err}):\n"
+            "pip's build isolation builds in a fresh environment without it. "
+            "Build against your torch with:\n"
+            "    pip install --no-build-isolation .")
     sys.exit(
         "convext: PyTorch must be installed before building convext.\n"
-        "  1. pip install torch        (a CPU or CUDA build of your choice)\n"
+        "  1. pip install torch numpy   (a CPU or CUDA build of your choice; CPU-only:\n"
+        "                                add --index-url https://download.pytorch.org/whl/cpu)\n"
         "  2. pip install --no-build-isolation .\n"
         "(--no-build-isolation makes the build use the torch you installed.)")
 
@@ -79,8 +107,22 @@ def make_extension():
         extra_compile_args={"cxx": cxx}, **kwargs)
 
 
+class BuildWithProgress(BuildExtension):
+    """torch's BuildExtension (ninja, one line per compiled file) with a
+    progress prefix on each line and a first line saying what is coming."""
+
+    def build_extensions(self):
+        os.environ.setdefault("NINJA_STATUS", "[convext %f/%t, %es] ")
+        count = sum(len(ext.sources) for ext in self.extensions)
+        jobs = os.environ.get("MAX_JOBS", "ninja's default")
+        print(f"convext: compiling {count} C++/CUDA files with ninja (MAX_JOBS: {jobs}); "
+              "a CPU build takes a few minutes on 2 cores. Each file prints a "
+              "[convext <files done>/<files>, <seconds>] line as it starts.", flush=True)
+        super().build_extensions()
+
+
 setup(
     packages=find_packages(include=["convext", "convext.*"]),
     ext_modules=[make_extension()],
-    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+    cmdclass={"build_ext": BuildWithProgress.with_options(use_ninja=True)},
 )

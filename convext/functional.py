@@ -88,6 +88,17 @@ def _torch_function(dims: int, input, weight, bias, stride, padding, dilation, g
                                  padding=padding, dilation=dilation, groups=groups)
 
 
+def _as_batched(input: Tensor, dims: int, fn: str) -> Tuple[Tensor, bool]:
+    """(input with a batch dim, whether it had one), with torch's check.
+    Shared by conv and conv_transpose; TorchScript compiles it."""
+    if input.dim() != dims + 1 and input.dim() != dims + 2:
+        raise RuntimeError(
+            f"Expected {dims + 1}D (unbatched) or {dims + 2}D (batched) input to {fn}, "
+            f"but got input of size: {list(input.size())}")
+    batched = input.dim() == dims + 2
+    return (input if batched else input.unsqueeze(0)), batched
+
+
 def _convolve(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: List[int],
               padding: Union[str, List[int]], dilation: List[int], groups: int, dims: int,
               kernel_size: Optional[List[int]] = None) -> Tensor:
@@ -96,13 +107,7 @@ def _convolve(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: Lis
     if not torch.jit.is_scripting():
         if has_torch_function_variadic(input, weight, bias):
             return _torch_function(dims, input, weight, bias, stride, padding, dilation, groups)
-    if input.dim() != dims + 1 and input.dim() != dims + 2:
-        raise RuntimeError(
-            f"Expected {dims + 1}D (unbatched) or {dims + 2}D (batched) input to conv{dims}d, "
-            f"but got input of size: {list(input.size())}")
-    batched = input.dim() == dims + 2
-    if not batched:
-        input = input.unsqueeze(0)
+    input, batched = _as_batched(input, dims, f"conv{dims}d")
     if isinstance(padding, str):
         if padding == "valid":
             pad = [0] * dims

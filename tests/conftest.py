@@ -143,17 +143,20 @@ def conv_and_grads(fn, x, w, b, grad_output, **kwargs):
     return out, grads, go
 
 
-def reference(dims, x, w, b, grad_output, **kwargs):
-    """torch's float64 CPU result and gradients, and the same run on absolute
-    values (the sum of |a||b| per element, for the error bound)."""
+def reference(dims, x, w, b, grad_output, torch_fn=None, **kwargs):
+    """torch's float64 CPU result and gradients (of TORCH_FN[dims] or
+    torch_fn), and the same run on absolute values (the sum of |a||b| per
+    element, for the error bound)."""
+    torch_fn = torch_fn or TORCH_FN[dims]
+
     def f64(t):
         return None if t is None else t.detach().cpu().double()
 
     x64, w64, b64, go64 = f64(x), f64(w), f64(b), f64(grad_output)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch warns for even 'same' kernels
-        ref = conv_and_grads(TORCH_FN[dims], x64, w64, b64, go64, **kwargs)
-        absref = conv_and_grads(TORCH_FN[dims], x64.abs(), w64.abs(),
+        ref = conv_and_grads(torch_fn, x64, w64, b64, go64, **kwargs)
+        absref = conv_and_grads(torch_fn, x64.abs(), w64.abs(),
                                 None if b64 is None else b64.abs(), go64.abs(), **kwargs)
     return ref[:2], absref[:2]
 
@@ -164,12 +167,12 @@ def default_grad_output(out):
 
 
 def assert_close_to_torch(dims, x, w, b=None, grad_output=default_grad_output, fn=None,
-                          **kwargs):
-    """Runs convext's conv{dims}d (or fn) and torch's float64 reference on
-    (x, w, b) with kwargs (stride, padding, dilation, groups) and compares the
+                          torch_fn=None, **kwargs):
+    """Runs convext's conv{dims}d (or fn) and torch's float64 reference (F.conv{dims}d
+    or torch_fn) on (x, w, b) with kwargs (stride, padding, ...) and compares the
     output and the gradients of input, weight and bias. Returns the output."""
     out, ours, go = conv_and_grads(fn or CONVEXT_FN[dims], x, w, b, grad_output, **kwargs)
-    (ref_out, ref_grads), (abs_out, abs_grads) = reference(dims, x, w, b, go, **kwargs)
+    (ref_out, ref_grads), (abs_out, abs_grads) = reference(dims, x, w, b, go, torch_fn, **kwargs)
     k = reduction_length(x, w, ref_out, kwargs.get("groups", 1))
     assert_within(out, ref_out, abs_out, k, x.dtype, "output")
     for name, g, r, a in zip(("grad_input", "grad_weight", "grad_bias"), ours, ref_grads,

@@ -1,5 +1,6 @@
-"""The benchmark runs end to end in its smallest form and writes what it
-promises. It never asserts a speed: only that numbers are there."""
+"""The benchmark (convext.bench, shipped in the package) runs end to end in its
+smallest form, from any directory, and writes what it promises. It never
+asserts a speed: only that numbers are there."""
 import json
 import os
 import subprocess
@@ -10,13 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import convext.bench
+import convext
+from convext.bench import cases, correctness, machine, models, report, runner, suites
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # benchmarks/ is a checkout folder, not an installed package
-    sys.path.insert(0, str(ROOT))
-
-from benchmarks import cases, correctness, models, report, runner, suites  # noqa: E402
 # One thread, one round, no minimum time: seconds even on a busy 2-core machine.
 FAST = ["--quick", "--suite", "tiny", "--threads", "1", "--min-run-time", "0",
         "--min-rounds", "1", "--no-progress", "--device", "cpu"]
@@ -27,12 +25,18 @@ def _outputs(out_dir):
     return json.loads(json_path.read_text()), json_path.with_suffix(".md").read_text()
 
 
+def _outside_checkout(tmp_path, *args):
+    """`python <args>` run in an empty directory outside the checkout, with only
+    this checkout's convext importable (as if installed)."""
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
 def test_command_line_writes_table_json_and_markdown(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "convext.bench", *FAST, "--shapes", "tiny.3x3",
-         "--out", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = _outside_checkout(tmp_path, "-m", "convext.bench", *FAST, "--shapes", "tiny.3x3",
+                             "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert "fwd ratio" in proc.stdout and "tiny.3x3" in proc.stdout
     assert "geomean convext/native" in proc.stdout
@@ -89,10 +93,38 @@ def test_correctness_tolerance_is_scale_free():
     assert correctness.normalized_error(x[:10], x) == float("inf")
 
 
-def test_entry_point_without_checkout(monkeypatch, tmp_path):
-    monkeypatch.setattr(convext.bench, "__file__", str(tmp_path / "convext" / "bench.py"))
-    with pytest.raises(SystemExit, match="source checkout"):
-        convext.bench.main([])
+def test_transposed_shape_row(tmp_path):
+    assert runner.main([*FAST, "--shapes", "tiny.up2x2", "--out", str(tmp_path)]) == 0
+    result, md = _outputs(tmp_path)
+    (row,) = result["rows"]
+    assert row["error"] is None and row["check"]["ok"] and row["desc"].startswith("transposed")
+    assert set(row["timings"]) == {"fwd", "bwd", "fwdbwd"} and "| tiny.up2x2 |" in md
+
+
+def test_default_out_folder_without_checkout(tmp_path, monkeypatch):
+    """Installed (no checkout around convext): results go to ./convext-bench-runs
+    and the run records no git state."""
+    monkeypatch.setattr(machine, "ROOT", None)
+    assert runner.default_out() == Path("convext-bench-runs")
+    assert machine.git_state() == {"commit": None, "dirty": None}
+
+
+def test_entry_imports_nothing_outside_the_package(tmp_path):
+    """Run from elsewhere, `python -m convext.bench --help` works and loads no
+    module from the checkout other than convext's own."""
+    code = ("import runpy, sys\n"
+            "sys.argv = ['convext.bench', '--help']\n"
+            "try:\n    runpy.run_module('convext.bench', run_name='__main__')\n"
+            "except SystemExit as e:\n    assert e.code == 0, e.code\n"
+            "import convext.bench.runner, convext.bench.plot\n"
+            "root = %r\n"
+            "bad = sorted(n for n, m in list(sys.modules.items())\n"
+            "             if (getattr(m, '__file__', None) or '').startswith(root)\n"
+            "             and not m.__file__.startswith(root + '/convext/'))\n"
+            "print('OUTSIDE', bad)\n" % str(ROOT))
+    proc = _outside_checkout(tmp_path, "-c", code)
+    assert proc.returncode == 0, proc.stderr
+    assert "--suite" in proc.stdout and "OUTSIDE []" in proc.stdout
 
 
 def test_suite_shapes_are_consistent():

@@ -55,13 +55,18 @@ def test_gradgradcheck_channels_last():
 
 @pytest.mark.parametrize("case", GRADCHECK_CASES, ids=case_id)
 def test_double_backward_matches_torch(case):
-    """d/d(x, w, go) of <grad(x, w, b), v> for random v, against torch."""
-    x, w, b = case.make(torch.float64)
+    assert_double_backward_matches(CONVEXT_FN[case.dims], TORCH_FN[case.dims],
+                                   case.make(torch.float64), case.conv_kwargs)
+
+
+def assert_double_backward_matches(ours_fn, torch_fn, tensors, kwargs):
+    """d/d(x, w, go) of <grad(x, w, b), v> for random v, against torch's, for
+    fn(x, w, b, **kwargs) (b may be None)."""
     results = []
-    for fn in (CONVEXT_FN[case.dims], TORCH_FN[case.dims]):
-        leaves = [t.clone().requires_grad_(True) for t in (x, w, b) if t is not None]
+    for fn in (ours_fn, torch_fn):
+        leaves = [t.clone().requires_grad_(True) for t in tensors if t is not None]
         with no_warnings_about_same():
-            out = fn(*leaves, **case.conv_kwargs)
+            out = fn(*leaves, **kwargs)
         go = torch.linspace(-1, 1, out.numel(), dtype=torch.float64).view_as(out)
         go.requires_grad_(True)
         grads = torch.autograd.grad(out, leaves, go, create_graph=True)

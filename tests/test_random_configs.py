@@ -40,10 +40,17 @@ def random_layout(rng, t):
 
 @pytest.mark.parametrize("seed", range(48))
 def test_random_config_matches_torch(seed):
+    check_random_case(seed, random_case)
+
+
+def check_random_case(seed, make_case, fns=None, torch_fns=None):
+    """make_case(rng)'s case in a random dtype and layouts, against torch
+    (fns / torch_fns: {dims: function}, default conv{dims}d)."""
     rng = random.Random(seed)
-    case = random_case(rng)
+    case = make_case(rng)
     dtype = rng.choice(FLOAT_DTYPES)
     x, w, b = case.make(dtype, seed=seed)
     x, w = random_layout(rng, x), random_layout(rng, w)
     with no_warnings_about_same():
-        assert_close_to_torch(case.dims, x, w, b, **case.conv_kwargs)
+        assert_close_to_torch(case.dims, x, w, b, fn=fns and fns[case.dims],
+                              torch_fn=torch_fns and torch_fns[case.dims], **case.conv_kwargs)

@@ -7,6 +7,9 @@ Models (torchvision is not a dependency, so they are written here):
   wav2vec2_fe  - wav2vec2-base's conv feature extractor (7 convs, 512 ch, GroupNorm, GELU)
   wavenet      - WaveNet stack: 10 gated causal dilated k=2 convs (dilation 1..512),
                  64 residual / 128 gate / 64 skip channels
+  hifigan      - HiFi-GAN V1-style generator: mel (80 ch) -> waveform through four
+                 ConvTranspose1d upsamplers (x8, x8, x2, x2), each followed by a
+                 dilated residual block
 """
 import copy
 from dataclasses import dataclass
@@ -95,6 +98,32 @@ class WaveNet(nn.Module):
         return self.out(F.relu(skips))
 
 
+class HiFiGANGenerator(nn.Module):
+    """HiFi-GAN V1's generator layout (upsample rates 8,8,2,2, kernels 16,16,4,4,
+    512 initial channels), with one residual block (k3, dilations 1 and 3) per
+    stage instead of V1's three."""
+    UPS = ((8, 16), (8, 16), (2, 4), (2, 4))  # (rate, kernel)
+
+    def __init__(self, mels=80, dim=512):
+        super().__init__()
+        self.pre = nn.Conv1d(mels, dim, 7, padding=3)
+        self.ups, self.res, ch = nn.ModuleList(), nn.ModuleList(), dim
+        for rate, k in self.UPS:
+            self.ups.append(nn.ConvTranspose1d(ch, ch // 2, k, rate, padding=(k - rate) // 2))
+            ch //= 2
+            self.res.append(nn.ModuleList(nn.Conv1d(ch, ch, 3, padding=d, dilation=d)
+                                          for d in (1, 3)))
+        self.post = nn.Conv1d(ch, 1, 7, padding=3)
+
+    def forward(self, mel):
+        x = self.pre(mel)
+        for up, convs in zip(self.ups, self.res):
+            x = up(F.leaky_relu(x, 0.1))
+            for conv in convs:
+                x = x + conv(F.leaky_relu(x, 0.1))
+        return torch.tanh(self.post(F.leaky_relu(x, 0.1)))
+
+
 @dataclass(frozen=True)
 class ModelCase:
     name: str
@@ -103,10 +132,11 @@ class ModelCase:
     # size profile -> (cpu batch, cuda batch, input size after batch and channels,
     #                  constructor kwargs: 'tiny' narrows the models for tests)
     sizes: dict
+    channels: int = 0  # input channels; 0: 3 for images, 1 for audio
 
     def input_shape(self, profile, device):
         cpu, cuda, size, _ = self.sizes[profile]
-        channels = 3 if self.dims == 2 else 1
+        channels = self.channels or (3 if self.dims == 2 else 1)
         return (cuda if device == "cuda" else cpu, channels, *size)
 
 
@@ -122,6 +152,10 @@ MODELS = [
     ModelCase("wavenet", WaveNet, 1,
               {"full": (1, 16, (16000,), {}), "quick": (1, 4, (4000,), {}),
                "tiny": (1, 2, (256,), {})}),
+    # 86 mel frames: 1 s of 22.05 kHz audio at hop 256 (22016 output samples).
+    ModelCase("hifigan", HiFiGANGenerator, 1,
+              {"full": (1, 16, (86,), {}), "quick": (1, 4, (32,), {}),
+               "tiny": (1, 2, (8,), {"dim": 64})}, channels=80),
 ]
 
 

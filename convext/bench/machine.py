@@ -12,7 +12,10 @@ import torch
 
 import convext
 
-ROOT = Path(__file__).resolve().parents[1]
+# The repository checkout this convext runs from (convext/ beside .git and
+# benchmarks/), or None for an installed package.
+_TOP = Path(__file__).resolve().parents[2]
+ROOT = _TOP if (_TOP / "benchmarks").is_dir() and (_TOP / "setup.py").is_file() else None
 
 # Dense (no sparsity) peak TFLOP/s. fp32 is the CUDA-core rate (convext does
 # not use TF32); fp16/bf16 are tensor-core rates; fp64 is the non-tensor rate.
@@ -82,6 +85,10 @@ def peak_gflops(device, dtype, threads, override=None):
 
 
 def git_state():
+    """The checkout's commit and whether it has local changes (None, None for
+    an installed convext)."""
+    if ROOT is None:
+        return {"commit": None, "dirty": None}
     commit = _run(["git", "-C", str(ROOT), "rev-parse", "HEAD"])
     # Result files written by earlier runs don't make the code dirty.
     status = _run(["git", "-C", str(ROOT), "status", "--porcelain", "--", ".",

@@ -9,7 +9,6 @@ Directions (inputs, weight and bias all require grad):
 """
 import contextlib
 import functools
-import math
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +21,8 @@ DIRECTIONS = ("fwd", "bwd", "fwdbwd")
 FLOP_FACTOR = {"fwd": 1, "bwd": 2, "fwdbwd": 3}  # bwd = grad_input + grad_weight
 IMPLS = {"convext": {1: convext.conv1d, 2: convext.conv2d},
          "native": {1: F.conv1d, 2: F.conv2d}}
+TRANSPOSED_IMPLS = {"convext": {1: convext.conv_transpose1d, 2: convext.conv_transpose2d},
+                    "native": {1: F.conv_transpose1d, 2: F.conv_transpose2d}}
 
 
 def memory_format(layout, dims):
@@ -35,7 +36,7 @@ def make_inputs(shape, batch, dtype, device, layout, seed=0):
     Weights are scaled by 1/sqrt(fan_in) so outputs stay O(1): fp16 can't overflow."""
     gen = torch.Generator().manual_seed(seed)
     fmt = memory_format(layout, shape.dims)
-    fan_in = shape.cin // shape.groups * math.prod(shape.kernel)
+    fan_in = shape.fan_in()
 
     def rand(size, scale=1.0):
         t = torch.randn(size, generator=gen) * scale
@@ -50,9 +51,8 @@ def make_inputs(shape, batch, dtype, device, layout, seed=0):
 
 
 def conv_fn(impl, shape):
-    return functools.partial(IMPLS[impl][shape.dims], stride=shape.stride,
-                             padding=shape.padding, dilation=shape.dilation,
-                             groups=shape.groups)
+    impls = TRANSPOSED_IMPLS if shape.transposed else IMPLS
+    return functools.partial(impls[impl][shape.dims], **shape.conv_kwargs())
 
 
 def direction_fn(conv, direction, x, w, b, go):

@@ -27,11 +27,20 @@ BWD_METHOD = ("torch.autograd.grad of a retained graph (input, weight and bias g
               "no .grad accumulation); fwd runs under no_grad; fwd+bwd runs both")
 
 
+def default_out():
+    """benchmarks/runs (git-ignored) when convext runs from its checkout;
+    ./convext-bench-runs for an installed convext."""
+    if machine.ROOT is not None:
+        return machine.ROOT / "benchmarks" / "runs"
+    return Path("convext-bench-runs")
+
+
 def parser():
     p = argparse.ArgumentParser(
         prog="python -m convext.bench",
-        description="Benchmark convext's conv1d/conv2d against torch's native convolution "
-                    "(oneDNN on CPU, cuDNN on GPU) on shapes from real networks.")
+        description="Benchmark convext's conv1d/conv2d and conv_transpose1d/2d against torch's "
+                    "native convolution (oneDNN on CPU, cuDNN on GPU) on shapes from real "
+                    "networks.")
     p.add_argument("--suite", help="comma list of suites: " + ", ".join(suites.PUBLIC_SUITES)
                    + " (default: default, or quick with --quick)")
     p.add_argument("--shapes", help="keep only shapes whose name matches one of these "
@@ -53,10 +62,12 @@ def parser():
                    help="a few small shapes, short timing: under a minute on CPU")
     p.add_argument("--models", action="store_true",
                    help="also run the model-level benchmark (ResNet-18, wav2vec2 "
-                        "feature extractor, WaveNet): training step and inference")
-    p.add_argument("--out", type=Path, default=machine.ROOT / "benchmarks" / "runs",
-                   help="folder for <device-tag>.json/.md/.png (default: %(default)s); "
-                        "benchmarks/results holds the committed ones")
+                        "feature extractor, WaveNet, HiFi-GAN generator): training step and "
+                        "inference")
+    p.add_argument("--out", type=Path, default=default_out(),
+                   help="folder for <device-tag>.json/.md/.png (default: %(default)s: "
+                        "benchmarks/runs in a checkout, else ./convext-bench-runs); "
+                        "the repository's benchmarks/results holds the committed ones")
     p.add_argument("--plot", action="store_true",
                    help="also write <device-tag>.png (needs matplotlib)")
     p.add_argument("--tf32", action="store_true",

@@ -22,12 +22,18 @@ class Shape:
     groups: int
     batch: dict = field(default_factory=dict)  # device type -> batch size
     note: str = ""
+    transposed: bool = False  # a ConvTranspose: input (N, cin, size) -> (N, cout, out_size)
+    output_padding: tuple = ()
 
     @property
     def dims(self):
         return len(self.size)
 
     def out_size(self):
+        if self.transposed:
+            return tuple((s - 1) * st - 2 * p + d * (k - 1) + 1 + o for s, k, st, p, d, o in
+                         zip(self.size, self.kernel, self.stride, self.padding, self.dilation,
+                             self.output_padding or (0,) * self.dims))
         return tuple((s + 2 * p - d * (k - 1) - 1) // st + 1 for s, k, st, p, d in
                      zip(self.size, self.kernel, self.stride, self.padding, self.dilation))
 
@@ -36,7 +42,11 @@ class Shape:
 
     def flops_fwd(self, batch):
         """2*N*OC*prod(out)*Cin/g*prod(kernel): one multiply-add per weight tap
-        per output element. Bias is not counted."""
+        per output element (transposed: per input element, 2*N*Cin*prod(in)*
+        OC/g*prod(kernel)). Bias is not counted."""
+        if self.transposed:
+            return (2 * batch * self.cin * math.prod(self.size) * (self.cout // self.groups)
+                    * math.prod(self.kernel))
         return (2 * batch * self.cout * math.prod(self.out_size()) * (self.cin // self.groups)
                 * math.prod(self.kernel))
 
@@ -44,7 +54,23 @@ class Shape:
         return (batch, self.cin, *self.size)
 
     def weight_shape(self):
+        if self.transposed:
+            return (self.cin, self.cout // self.groups, *self.kernel)
         return (self.cout, self.cin // self.groups, *self.kernel)
+
+    def fan_in(self):
+        """Products summed per output element (on average, for transposed)."""
+        if self.transposed:
+            return max(self.cin // self.groups * math.prod(self.kernel)
+                       // math.prod(self.stride), 1)
+        return self.cin // self.groups * math.prod(self.kernel)
+
+    def conv_kwargs(self):
+        kwargs = dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
+                      groups=self.groups)
+        if self.transposed:
+            kwargs["output_padding"] = self.output_padding or 0
+        return kwargs
 
     def describe(self):
         k = "x".join(map(str, self.kernel))
@@ -55,6 +81,8 @@ class Shape:
             parts.append(f"d{self.dilation[0]}")
         if self.groups != 1:
             parts.append(f"g{self.groups}")
+        if self.transposed:
+            parts.insert(0, "transposed")
         return " ".join(parts)
 
 
@@ -78,6 +106,18 @@ def causal1d(name, cin, cout, length, k, dil, cpu=1, cuda=32, note=""):
     """A causal dilated conv as WaveNet runs it: the input is left-padded by
     d*(k-1) beforehand and the conv itself is unpadded, so output length == length."""
     return conv1d(name, cin, cout, length + dil * (k - 1), k, dil=dil, cpu=cpu, cuda=cuda, note=note)
+
+
+def up2d(name, cin, cout, hw, k, stride, pad=0, cpu=2, cuda=32, note=""):
+    """A ConvTranspose2d upsampling by `stride`."""
+    return Shape(name, cin, cout, (hw, hw), (k, k), (stride,) * 2, (pad,) * 2, (1, 1), 1,
+                 {"cpu": cpu, "cuda": cuda}, note, transposed=True)
+
+
+def up1d(name, cin, cout, length, k, stride, pad=0, cpu=1, cuda=32, note=""):
+    """A ConvTranspose1d upsampling by `stride`."""
+    return Shape(name, cin, cout, (length,), (k,), (stride,), (pad,), (1,), 1,
+                 {"cpu": cpu, "cuda": cuda}, note, transposed=True)
 
 
 # ResNet-50 (torchvision v1.5: stride on the 3x3); input size is the conv's input.
@@ -141,7 +181,18 @@ CONV1D = [
     conv1d("conv1d.256-256.k3", 256, 256, 2048, 3, pad=1, cpu=2),
 ]
 
-ALL = RESNET50 + RESNEXT + DEPTHWISE + DILATED + CONV1D
+# Transposed convs: U-Net decoder up-convs (2x2, stride 2), a DCGAN generator
+# layer (4x4, stride 2, padding 1), HiFi-GAN V1's first two upsamplers
+# (k16 s8 p4; 1 s of 22.05 kHz audio at hop 256 is 86 mel frames).
+TRANSPOSED = [
+    up2d("unet.up2x2.512-256@28", 512, 256, 28, 2, 2),
+    up2d("unet.up2x2.128-64@112", 128, 64, 112, 2, 2),
+    up2d("dcgan.up4x4.256-128@16", 256, 128, 16, 4, 2, pad=1, cpu=8, cuda=128),
+    up1d("hifigan.up1.k16s8", 512, 256, 86, 16, 8, pad=4),
+    up1d("hifigan.up2.k16s8", 256, 128, 688, 16, 8, pad=4),
+]
+
+ALL = RESNET50 + RESNEXT + DEPTHWISE + DILATED + CONV1D + TRANSPOSED
 _BY_NAME = {s.name: s for s in ALL}
 
 
@@ -164,15 +215,18 @@ DEFAULT = _pick(
     "deeplab.l3.3x3.d2",
     "wavenet.k2.d1", "wavenet.k2.d512", "wavenet.k3.d64",
     "wav2vec2.conv0", "wav2vec2.conv1", "mamba.dwconv.k4", "conv1d.256-256.k3",
+    "unet.up2x2.512-256@28", "dcgan.up4x4.256-128@16", "hifigan.up2.k16s8",
 )
 
 QUICK = _pick("resnet50.l3.3x3", "resnext50.l3.3x3.g32", "mbv2.dw3x3.384@14",
-              "convnext.dw7x7.384@14", "wavenet.k2.d32", "mamba.dwconv.k4", cpu=1)
+              "convnext.dw7x7.384@14", "wavenet.k2.d32", "mamba.dwconv.k4",
+              "unet.up2x2.512-256@28", "hifigan.up1.k16s8", cpu=1)
 
 # For tests: seconds, not minutes. Not listed in --help.
 TINY = [
     conv2d("tiny.3x3", 8, 8, 8, 3, cpu=1, cuda=2),
     conv1d("tiny.1d.k3", 8, 8, 32, 3, pad=1, cpu=1, cuda=2),
+    up2d("tiny.up2x2", 8, 4, 6, 2, 2, cpu=1, cuda=2),
 ]
 
 SUITES = {
@@ -184,6 +238,7 @@ SUITES = {
     "depthwise": DEPTHWISE,
     "dilated": DILATED,
     "conv1d": CONV1D,
+    "transposed": TRANSPOSED,
     "tiny": TINY,
 }
 PUBLIC_SUITES = [name for name in SUITES if name != "tiny"]
