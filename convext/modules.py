@@ -60,6 +60,12 @@ class _ConvextTransposeMixin:
             raise ValueError(f"Only `zeros` padding mode is supported for ConvTranspose{dims}d")
         output_padding = self._output_padding(input, output_size, self.stride, self.padding,
                                               self.kernel_size, dims, self.dilation)
+        if torch.jit.is_scripting():
+            # As in _ConvextMixin: constant attributes, already checked by nn.
+            return transpose._transpose(input, self.weight, self.bias,
+                                        [s for s in self.stride], [p for p in self.padding],
+                                        output_padding, self.groups,
+                                        [d for d in self.dilation], dims)
         return transpose._conv_transpose(input, self.weight, self.bias, self.stride,
                                          self.padding, output_padding, self.groups,
                                          self.dilation, dims)
