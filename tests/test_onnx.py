@@ -1,6 +1,8 @@
 """torch.onnx.export(model, args, dynamo=True) of models using convext:
 standard ONNX Conv / ConvTranspose nodes, no argument needed, and
 onnxruntime's results match eager convext and torch's own layers."""
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -114,45 +116,57 @@ def test_functional_conv(dims, bias, kwargs):
         assert_close(out, fns[1](x, w, b, **kwargs))
 
 
-class TransposedConv(nn.Module):
-    """A transposed convolution as convext writes it: its grad_input op plus the bias."""
-
-    def __init__(self, dims, weight, bias, stride, padding, output_padding, dilation, groups):
-        super().__init__()
-        self.weight, self.bias = nn.Parameter(weight), nn.Parameter(bias)
-        self.op = getattr(ops, f"conv{dims}d_grad_input")
-        self.params = stride, padding, dilation, groups
-        self.output_padding = output_padding
-
-    def forward(self, x):
-        stride, padding, dilation, groups = self.params
-        k = self.weight.shape[2:]
-        size = [x.shape[0], self.weight.shape[1] * groups] + [
-            (x.shape[2 + i] - 1) * stride[i] - 2 * padding[i] + dilation[i] * (k[i] - 1)
-            + self.output_padding[i] + 1 for i in range(len(k))]
-        out = self.op(x, self.weight, size, stride, padding, dilation, groups)
-        return out + self.bias.view(1, -1, *[1] * len(k))
-
-
-@pytest.mark.parametrize("dims,stride,padding,output_padding,dilation,groups", [
-    (2, [2, 3], [1, 0], [1, 2], [2, 1], 2),
-    (2, [1, 1], [1, 1], [0, 0], [1, 1], 1),
-    (1, [4], [2], [3], [1], 3),
-], ids=["2d-strided-grouped-dilated", "2d-plain", "1d-output-padding"])
-def test_grad_input_exports_as_conv_transpose(dims, stride, padding, output_padding, dilation,
-                                              groups):
+@pytest.mark.parametrize("dims,bias,kwargs", [
+    (2, True, dict(stride=(2, 3), padding=(1, 0), output_padding=(1, 2), dilation=(2, 1),
+                   groups=2)),
+    (2, False, dict(padding=1)),
+    (1, True, dict(stride=4, padding=2, output_padding=3, groups=3)),
+    # output_padding >= stride (< dilation): zero-padded input, then ConvTranspose
+    (1, False, dict(dilation=3, output_padding=2)),
+], ids=["2d-strided-grouped-dilated", "2d-plain-nobias", "1d-output-padding",
+        "1d-output-padding-over-stride"])
+def test_conv_transpose_exports_as_conv_transpose(dims, bias, kwargs):
+    """convext.conv_transpose*d runs on the grad_input op: standard ConvTranspose."""
     torch.manual_seed(0)
+    groups = kwargs.get("groups", 1)
     x = torch.randn(2, 6, *(5, 4)[:dims])
-    w, b = torch.randn(6, 2, *(3, 2)[:dims]), torch.randn(2 * groups)
-    model = TransposedConv(dims, w, b, stride, padding, output_padding, dilation, groups)
-    proto = export(model, x)
+    w, b = torch.randn(6, 2, *(3, 2)[:dims]), torch.randn(2 * groups) if bias else None
+    fns = {1: (convext.conv_transpose1d, F.conv_transpose1d),
+           2: (convext.conv_transpose2d, F.conv_transpose2d)}[dims]
+    proto = export(Functional(fns[0], w, b, **kwargs), x)
     assert_standard(proto, conv_transpose=1)
     (out,) = run_onnx(proto, x)
-    torch_fn = {1: F.conv_transpose1d, 2: F.conv_transpose2d}[dims]
-    expected = torch_fn(x, w, b, stride, padding, output_padding, groups, dilation)
+    assert_close(out, fns[1](x, w, b, **kwargs))
+
+
+class Decoder(nn.Module):
+    """Upsampling layers as in U-Net / DCGAN / HiFi-GAN decoders."""
+
+    def __init__(self):
+        super().__init__()
+        self.up = nn.Sequential(
+            nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(6, 6, 2, stride=2, groups=3, bias=False), nn.ReLU())
+        self.temporal = nn.LazyConvTranspose1d(3, 4, stride=2, padding=1)
+
+    def forward(self, x):
+        return self.temporal(self.up(x).flatten(2))
+
+
+def test_converted_decoder_exports_conv_transpose_nodes():
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 3, 5)
+    reference = Decoder().eval()
     with torch.no_grad():
-        assert_close(model(x), expected)
-    assert_close(out, expected)
+        reference(x)  # materialises the lazy layer
+    model = convext.convert(copy.deepcopy(reference))
+    assert isinstance(model.temporal, convext.ConvTranspose1d)
+    proto = export(model, x)
+    assert_standard(proto, conv_transpose=3)
+    (out,) = run_onnx(proto, x)
+    with torch.no_grad():
+        assert_close(out, reference(x))
+        assert_close(out, model(x))
 
 
 def test_grad_weight_is_not_exportable():
