@@ -12,13 +12,14 @@ import torch
 import torch.autograd.forward_ad as fwAD
 from torch import nn
 from torch.autograd import gradcheck
-from torch.func import functional_call, grad, jacfwd, jvp, vmap
+from torch.func import grad, jacfwd, jvp
 from torch.overrides import TorchFunctionMode
 
 import convext
 from test_script import assert_runs_convext
 from test_transpose import CONVEXT_T, TORCH_T, TCase, tcase_id
-from test_vmap import check_vmap, no_fallback, subsets  # noqa: F401  (autouse fixture)
+from test_vmap import (check_vmap, no_fallback, per_sample_grads,  # noqa: F401  (autouse fixture)
+                       subsets, twin_models)
 
 pytestmark = [
     pytest.mark.usefixtures("single_thread"),
@@ -148,21 +149,8 @@ class Decoder(nn.Module):
 
 
 def make_decoders():
-    torch.manual_seed(0)
-    ours = Decoder(convext.ConvTranspose1d, convext.ConvTranspose2d).double()
-    theirs = Decoder(nn.ConvTranspose1d, nn.ConvTranspose2d).double()
-    theirs.load_state_dict(ours.state_dict())
-    return ours, theirs
-
-
-def per_sample_grads(model, x, y):
-    params = {k: v.detach() for k, v in model.named_parameters()}
-
-    def sample_loss(p, xi, yi):
-        out = functional_call(model, p, (xi.unsqueeze(0),))
-        return nn.functional.cross_entropy(out, yi.unsqueeze(0))
-
-    return vmap(grad(sample_loss), in_dims=(None, 0, 0))(params, x, y)
+    return twin_models(Decoder, (convext.ConvTranspose1d, convext.ConvTranspose2d),
+                       (nn.ConvTranspose1d, nn.ConvTranspose2d))
 
 
 def test_per_sample_gradients_match_torch():

@@ -196,12 +196,16 @@ class Net(nn.Module):
         return self.head(y.mean(-1))
 
 
-def make_nets():
+def twin_models(net, ours, theirs):
+    """net(*ours) and net(*theirs) in float64 with the same parameters."""
     torch.manual_seed(0)
-    ours = Net(convext.Conv1d, convext.Conv2d).double()
-    theirs = Net(nn.Conv1d, nn.Conv2d).double()
-    theirs.load_state_dict(ours.state_dict())
-    return ours, theirs
+    a, b = net(*ours).double(), net(*theirs).double()
+    b.load_state_dict(a.state_dict())
+    return a, b
+
+
+def make_nets():
+    return twin_models(Net, (convext.Conv1d, convext.Conv2d), (nn.Conv1d, nn.Conv2d))
 
 
 def per_sample_grads(model, x, y):
