@@ -61,7 +61,7 @@ struct Range {
 };
 std::vector<Range> g_ranges;  // changed only between launches
 int g_sm_count = 4;
-std::map<std::string, int64_t> g_launches;  // per kernel instantiation
+std::map<std::string, int64_t> g_launches, g_blocks;  // per kernel instantiation
 
 std::string dims(const uint3& d) {
   return "(" + std::to_string(d.x) + "," + std::to_string(d.y) + "," + std::to_string(d.z) + ")";
@@ -337,6 +337,7 @@ int sm_count() { return g_sm_count; }
 void set_sm_count(int n) { g_sm_count = n; }
 void clear_ranges() { g_ranges.clear(); }
 std::map<std::string, int64_t> launch_counts() { return g_launches; }
+std::map<std::string, int64_t> block_counts() { return g_blocks; }
 
 void register_tensor(const at::Tensor& t, bool write) {
   if (t.numel() == 0) return;
@@ -364,6 +365,7 @@ void run(const char* kernel, unsigned grid, unsigned block_threads,
   TORCH_CHECK(block_threads >= 1 && block_threads <= 1024, kernel, ": block of ", block_threads,
               " threads");
   ++g_launches[kernel];
+  g_blocks[kernel] += grid;
   std::mutex mu;
   std::string first_error;
   std::atomic<bool> failed{false};

@@ -58,5 +58,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("set_sm_count", &cuda_emulator::set_sm_count);
   m.def("sm_count", &cuda_emulator::sm_count);
   m.def("launch_counts", &cuda_emulator::launch_counts);
+  m.def("block_counts", &cuda_emulator::block_counts);
   bind_faulty_kernels(m);
 }

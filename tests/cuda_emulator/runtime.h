@@ -70,8 +70,9 @@ void launch(unsigned grid, unsigned block, Args&&... args) {
 namespace cuda_emulator {
 // Test controls (emulator.cpp): the emulated device's SM count (launch sizes
 // and path choices depend on it), forgetting the tensors of the last op, and
-// launches so far per kernel instantiation.
+// launches and blocks so far per kernel instantiation.
 void set_sm_count(int n);
 void clear_ranges();
 std::map<std::string, int64_t> launch_counts();
+std::map<std::string, int64_t> block_counts();
 }  // namespace cuda_emulator

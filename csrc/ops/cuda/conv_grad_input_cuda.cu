@@ -7,8 +7,10 @@
 // So per phase and group:
 //   grad_in[c][t] = sum_k Wt[c][k] * go_patch[k][t],  k = (output channel, tap)
 // Phases are disjoint, so every element is written once, with no atomics.
-// One launch covers every phase: each block derives its phase's taps from
-// its index.
+// One launch covers every phase that some tap reaches: phase j (j < kstep,
+// j < K) has first tap j and rows rh = (j*dh - ph) mod sh. The others (there
+// are sh - kstep of them when the stride exceeds the kernel) are zero and
+// filled before the launch, so the grid does not grow with the stride.
 
 #include <ATen/Dispatch.h>
 
@@ -46,6 +48,12 @@ C10_HOST_DEVICE inline PhaseDim phase_dim(int64_t r, int64_t s, int64_t p, int64
   return q;
 }
 
+// Rows (or columns) of the phase whose first tap is j.
+C10_HOST_DEVICE inline int64_t phase_of(int64_t j, int64_t s, int64_t p, int64_t d) {
+  const int64_t r = (j * d - p) % s;
+  return r < 0 ? r + s : r;
+}
+
 template <typename S>
 struct GradInputPhases {
   const S* w = nullptr;
@@ -53,7 +61,7 @@ struct GradInputPhases {
   S* gi = nullptr;
   Strides4 ws, gs, is;
   ConvShape s;
-  int64_t kstep_h = 1, kstep_w = 1, phases_h = 1, phases_w = 1;
+  int64_t kstep_h = 1, kstep_w = 1, phases_h = 1, phases_w = 1;  // phases with taps
   int64_t tiles_m = 1, tiles_n = 1;  // tiles_n: of the largest phase (rh = rw = 0)
 
   int64_t blocks() const { return phases_h * phases_w * s.G * tiles_m * tiles_n; }
@@ -66,7 +74,8 @@ struct GradInputPhases {
     blk /= tiles_n;
     const int64_t g = blk % s.G;
     blk /= s.G;
-    const int64_t rw = blk % phases_w, rh = blk / phases_w;
+    const int64_t rw = phase_of(blk % phases_w, s.sw, s.pw, s.dw);
+    const int64_t rh = phase_of(blk / phases_w, s.sh, s.ph, s.dh);
     const PhaseDim y = phase_dim(rh, s.sh, s.ph, s.dh, s.KH, kstep_h, s.H);
     const PhaseDim x = phase_dim(rw, s.sw, s.pw, s.dw, s.KW, kstep_w, s.W);
     t.M = icg;
@@ -113,8 +122,19 @@ void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight, at::T
   p.s = s;
   p.kstep_h = s.sh / std::gcd(s.sh, s.dh);
   p.kstep_w = s.sw / std::gcd(s.sw, s.dw);
-  p.phases_h = std::min(s.sh, s.H);
-  p.phases_w = std::min(s.sw, s.W);
+  p.phases_h = std::min(p.kstep_h, s.KH);
+  p.phases_w = std::min(p.kstep_w, s.KW);
+  // Rows/columns of tapless phases get zeros first (phases beyond the image
+  // are empty: their blocks return at once).
+  auto covered = [](int64_t n, int64_t st, int64_t pad, int64_t d, int64_t size) {
+    int64_t c = 0;
+    for (int64_t j = 0; j < n; ++j) c += phase_of(j, st, pad, d) < size;
+    return c;
+  };
+  if (covered(p.phases_h, s.sh, s.ph, s.dh, s.H) < std::min(s.sh, s.H) ||
+      covered(p.phases_w, s.sw, s.pw, s.dw, s.W) < std::min(s.sw, s.W)) {
+    grad_in.zero_();
+  }
   const int64_t n_max = s.N * ceil_div(s.H, s.sh) * ceil_div(s.W, s.sw);
   const int64_t problems = p.phases_h * p.phases_w * s.G;
   const bool big = use_big_tiles<T>(s.icg(), n_max, problems, /*split_fills=*/false);
