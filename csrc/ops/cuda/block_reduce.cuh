@@ -2,6 +2,8 @@
 // Sum over a block in a fixed tree order (warp shuffles, then one warp over
 // the warp sums), so the result does not depend on scheduling.
 
+#include "ops/cuda/device.cuh"
+
 namespace convext {
 namespace cuda {
 
@@ -9,7 +11,7 @@ namespace cuda {
 template <int NT, typename T>
 __device__ T block_sum(T v) {
   static_assert(NT % 32 == 0 && NT <= 1024, "block size");
-  __shared__ T warp_sums[NT / 32];
+  CONVEXT_SHARED(T, warp_sums, NT / 32);
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);

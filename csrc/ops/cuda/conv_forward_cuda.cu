@@ -22,9 +22,9 @@ void forward_gemm(const at::Tensor& input, const at::Tensor& weight, const at::T
   using T = at::opmath_type<S>;
   const Strides4 is = strides4(input), ws = strides4(weight), os = strides4(out);
   GemmProblem<S, S> p;
-  p.a = weight_rows(weight.const_data_ptr<S>(), ws, s);
-  p.b = input_patches(input.const_data_ptr<S>(), is, s, /*reduce_over_positions=*/false);
-  p.c.ptr = out.mutable_data_ptr<S>();
+  p.a = weight_rows(read_ptr<S>(weight), ws, s);
+  p.b = input_patches(read_ptr<S>(input), is, s, /*reduce_over_positions=*/false);
+  p.c.ptr = write_ptr<S>(out);
   p.c.m = linear_axis(os.c);
   p.c.n = grid_positions(os, s.OH, s.OW);
   p.M = s.ocg();
@@ -35,7 +35,7 @@ void forward_gemm(const at::Tensor& input, const at::Tensor& weight, const at::T
   p.b_group = s.icg() * is.c;
   p.c_group = s.ocg() * os.c;
   if (bias) {
-    p.bias = bias->const_data_ptr<S>();
+    p.bias = read_ptr<S>(*bias);
     p.bias_stride = bias->stride(0);
   }
 
@@ -48,14 +48,14 @@ void forward_gemm(const at::Tensor& input, const at::Tensor& weight, const at::T
       return;
     }
     at::Tensor part = scratch<T>(out, p.splits * s.OC * p.N);
-    launch_igemm<Cfg, S, T, false>(to_partials(p, part.mutable_data_ptr<T>()), p.blocks());
+    launch_igemm<Cfg, S, T, false>(to_partials(p, write_ptr<T>(part)), p.blocks());
     ReduceTarget<S> target;
     target.ptr = p.c.ptr;
     target.row_stride = os.c;
     target.cols = p.c.n;
     target.bias = p.bias;
     target.bias_stride = p.bias_stride;
-    split_reduce<S, T>(part.const_data_ptr<T>(), p.splits, s.OC, p.N, target);
+    split_reduce<S, T>(read_ptr<T>(part), p.splits, s.OC, p.N, target);
   });
 }
 

@@ -5,11 +5,10 @@
 
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
-#include <c10/cuda/CUDAException.h>
-#include <c10/cuda/CUDAStream.h>
 
 #include "ops/cuda/block_reduce.cuh"
 #include "ops/cuda/conv_kernels_cuda.h"
+#include "ops/cuda/device.cuh"
 #include "ops/cuda/launch_utils.cuh"
 #include "ops/cuda/split_reduce.cuh"
 
@@ -34,10 +33,10 @@ __global__ void __launch_bounds__(kThreads)
   T acc = T(0);
   for (I r = static_cast<I>(split * chunk) + threadIdx.x; r < r_end; r += kThreads) {
     const I n = r / P, p = r - n * P;
-    acc += static_cast<T>(g[n * v.sn + p * v.sp]);
+    acc += static_cast<T>(gload(g, n * v.sn + p * v.sp));
   }
   acc = block_sum<kThreads>(acc);
-  if (threadIdx.x == 0) part[split * v.C + c] = acc;
+  if (threadIdx.x == 0) gstore(part, split * v.C + c, acc);
 }
 
 template <typename S>
@@ -53,15 +52,13 @@ void grad_bias_impl(const at::Tensor& grad_out, at::Tensor& grad_b) {
   at::Tensor part = scratch<T>(grad_b, splits * v.C);
   with_index_type(R, [&](auto index) {
     using I = decltype(index);
-    bias_partial_kernel<S, I><<<static_cast<unsigned>(splits * v.C), kThreads, 0,
-                                c10::cuda::getCurrentCUDAStream()>>>(
-        go.const_data_ptr<S>(), v, chunk, part.mutable_data_ptr<T>());
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    launch<bias_partial_kernel<S, I>>(static_cast<unsigned>(splits * v.C), kThreads,
+                                      read_ptr<S>(go), v, chunk, write_ptr<T>(part));
   });
   ReduceTarget<S> target;
-  target.ptr = grad_b.mutable_data_ptr<S>();
+  target.ptr = write_ptr<S>(grad_b);
   target.row_stride = grad_b.stride(0);
-  split_reduce<S, T>(part.const_data_ptr<T>(), splits, v.C, 1, target);
+  split_reduce<S, T>(read_ptr<T>(part), splits, v.C, 1, target);
 }
 
 }  // namespace

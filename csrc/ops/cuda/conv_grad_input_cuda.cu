@@ -7,8 +7,10 @@
 // So per phase and group:
 //   grad_in[c][t] = sum_k Wt[c][k] * go_patch[k][t],  k = (output channel, tap)
 // Phases are disjoint, so every element is written once, with no atomics.
-// One launch covers every phase: each block derives its phase's taps from
-// its index.
+// One launch covers every phase that some tap reaches: phase j (j < kstep,
+// j < K) has first tap j and rows rh = (j*dh - ph) mod sh. The others (there
+// are sh - kstep of them when the stride exceeds the kernel) are zero and
+// filled before the launch, so the grid does not grow with the stride.
 
 #include <ATen/Dispatch.h>
 
@@ -46,31 +48,38 @@ C10_HOST_DEVICE inline PhaseDim phase_dim(int64_t r, int64_t s, int64_t p, int64
   return q;
 }
 
+// Rows (or columns) of the phase whose first tap is j.
+C10_HOST_DEVICE inline int64_t phase_of(int64_t j, int64_t s, int64_t p, int64_t d) {
+  const int64_t r = (j * d - p) % s;
+  return r < 0 ? r + s : r;
+}
+
 template <typename S>
 struct GradInputPhases {
   const S* w = nullptr;
   const S* go = nullptr;
   S* gi = nullptr;
   Strides4 ws, gs, is;
-  int64_t N = 0, H = 0, W = 0, OH = 0, OW = 0, KH = 0, KW = 0;
-  int64_t sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1, icg = 0, ocg = 0, G = 1;
-  int64_t kstep_h = 1, kstep_w = 1, phases_h = 1, phases_w = 1;
+  ConvShape s;
+  int64_t kstep_h = 1, kstep_w = 1, phases_h = 1, phases_w = 1;  // phases with taps
   int64_t tiles_m = 1, tiles_n = 1;  // tiles_n: of the largest phase (rh = rw = 0)
 
-  int64_t blocks() const { return phases_h * phases_w * G * tiles_m * tiles_n; }
+  int64_t blocks() const { return phases_h * phases_w * s.G * tiles_m * tiles_n; }
 
   __device__ bool tile(int64_t blk, int BM, int BN, GemmTile<S, S>& t) const {
+    const int64_t icg = s.C / s.G, ocg = s.OC / s.G;
     const int64_t mt = blk % tiles_m;
     blk /= tiles_m;
     const int64_t nt = blk % tiles_n;
     blk /= tiles_n;
-    const int64_t g = blk % G;
-    blk /= G;
-    const int64_t rw = blk % phases_w, rh = blk / phases_w;
-    const PhaseDim y = phase_dim(rh, sh, ph, dh, KH, kstep_h, H);
-    const PhaseDim x = phase_dim(rw, sw, pw, dw, KW, kstep_w, W);
+    const int64_t g = blk % s.G;
+    blk /= s.G;
+    const int64_t rw = phase_of(blk % phases_w, s.sw, s.pw, s.dw);
+    const int64_t rh = phase_of(blk / phases_w, s.sh, s.ph, s.dh);
+    const PhaseDim y = phase_dim(rh, s.sh, s.ph, s.dh, s.KH, kstep_h, s.H);
+    const PhaseDim x = phase_dim(rw, s.sw, s.pw, s.dw, s.KW, kstep_w, s.W);
     t.M = icg;
-    t.N = N * y.extent * x.extent;
+    t.N = s.N * y.extent * x.extent;
     t.m0 = mt * BM;
     t.n0 = nt * BN;
     if (t.n0 >= t.N) return false;
@@ -86,15 +95,15 @@ struct GradInputPhases {
     t.b.off = g * ocg * gs.c + y.o0 * gs.h + x.o0 * gs.w;
     t.b.h0 = y.o0;
     t.b.w0 = x.o0;
-    t.b.H = OH;
-    t.b.W = OW;
+    t.b.H = s.OH;
+    t.b.W = s.OW;
     t.b.mn = grid_axis(gs.n, y.extent, x.extent, 1, 1, gs.h, gs.w);
     t.b.k = grid_axis(gs.c, y.ntaps, x.ntaps, -y.ostep, -x.ostep, gs.h, gs.w);
     // C: grad_input at (rh + sh*ty, rw + sw*tx).
     t.c.ptr = gi;
     t.c.off = g * icg * is.c + rh * is.h + rw * is.w;
     t.c.m = linear_axis(is.c);
-    t.c.n = grid_positions(is, y.extent, x.extent, sh, sw);
+    t.c.n = grid_positions(is, y.extent, x.extent, s.sh, s.sw);
     return true;
   }
 };
@@ -104,25 +113,34 @@ void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight, at::T
                      const ConvShape& s) {
   using T = at::opmath_type<S>;
   GradInputPhases<S> p;
-  p.w = weight.const_data_ptr<S>();
-  p.go = grad_out.const_data_ptr<S>();
-  p.gi = grad_in.mutable_data_ptr<S>();
+  p.w = read_ptr<S>(weight);
+  p.go = read_ptr<S>(grad_out);
+  p.gi = write_ptr<S>(grad_in);
   p.ws = strides4(weight);
   p.gs = strides4(grad_out);
   p.is = strides4(grad_in);
-  p.N = s.N; p.H = s.H; p.W = s.W; p.OH = s.OH; p.OW = s.OW; p.KH = s.KH; p.KW = s.KW;
-  p.sh = s.sh; p.sw = s.sw; p.ph = s.ph; p.pw = s.pw; p.dh = s.dh; p.dw = s.dw;
-  p.icg = s.icg(); p.ocg = s.ocg(); p.G = s.G;
+  p.s = s;
   p.kstep_h = s.sh / std::gcd(s.sh, s.dh);
   p.kstep_w = s.sw / std::gcd(s.sw, s.dw);
-  p.phases_h = std::min(s.sh, s.H);
-  p.phases_w = std::min(s.sw, s.W);
+  p.phases_h = std::min(p.kstep_h, s.KH);
+  p.phases_w = std::min(p.kstep_w, s.KW);
+  // Rows/columns of tapless phases get zeros first (phases beyond the image
+  // are empty: their blocks return at once).
+  auto covered = [](int64_t n, int64_t st, int64_t pad, int64_t d, int64_t size) {
+    int64_t c = 0;
+    for (int64_t j = 0; j < n; ++j) c += phase_of(j, st, pad, d) < size;
+    return c;
+  };
+  if (covered(p.phases_h, s.sh, s.ph, s.dh, s.H) < std::min(s.sh, s.H) ||
+      covered(p.phases_w, s.sw, s.pw, s.dw, s.W) < std::min(s.sw, s.W)) {
+    grad_in.zero_();
+  }
   const int64_t n_max = s.N * ceil_div(s.H, s.sh) * ceil_div(s.W, s.sw);
   const int64_t problems = p.phases_h * p.phases_w * s.G;
-  const bool big = use_big_tiles<T>(p.icg, n_max, problems, /*split_fills=*/false);
+  const bool big = use_big_tiles<T>(s.icg(), n_max, problems, /*split_fills=*/false);
   with_tile<T>(big, [&](auto cfg) {
     using Cfg = decltype(cfg);
-    p.tiles_m = ceil_div<int64_t>(p.icg, Cfg::BM);
+    p.tiles_m = ceil_div<int64_t>(s.icg(), Cfg::BM);
     p.tiles_n = ceil_div<int64_t>(n_max, Cfg::BN);
     launch_igemm<Cfg, S, S, false>(p, p.blocks());
   });

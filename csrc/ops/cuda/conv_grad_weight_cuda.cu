@@ -25,10 +25,10 @@ void grad_weight_gemm(const at::Tensor& grad_out, const at::Tensor& input, at::T
   using T = at::opmath_type<S>;
   const Strides4 gs = strides4(grad_out), is = strides4(input), ws = strides4(grad_w);
   GemmProblem<S, T> p;
-  p.a.ptr = grad_out.const_data_ptr<S>();
+  p.a.ptr = read_ptr<S>(grad_out);
   p.a.mn = linear_axis(gs.c);
   p.a.k = grid_positions(gs, s.OH, s.OW);
-  p.b = input_patches(input.const_data_ptr<S>(), is, s, /*reduce_over_positions=*/true);
+  p.b = input_patches(read_ptr<S>(input), is, s, /*reduce_over_positions=*/true);
   p.M = s.ocg();
   p.N = s.icg() * s.taps();
   p.K = s.N * s.OH * s.OW;
@@ -45,14 +45,14 @@ void grad_weight_gemm(const at::Tensor& grad_out, const at::Tensor& input, at::T
     using Cfg = decltype(cfg);
     plan<Cfg>(p, /*allow_split=*/true);
     part = scratch<T>(grad_w, p.splits * s.OC * p.N);
-    p = to_partials(p, part.mutable_data_ptr<T>());
+    p = to_partials(p, write_ptr<T>(part));
     launch_igemm<Cfg, S, T, true>(p, p.blocks());
   });
   ReduceTarget<S> target;
-  target.ptr = grad_w.mutable_data_ptr<S>();
+  target.ptr = write_ptr<S>(grad_w);
   target.row_stride = ws.n;
   target.cols = grid_axis(ws.c, s.KH, s.KW, 1, 1, ws.h, ws.w);
-  split_reduce<S, T>(part.const_data_ptr<T>(), p.splits, s.OC, p.N, target);
+  split_reduce<S, T>(read_ptr<T>(part), p.splits, s.OC, p.N, target);
 }
 
 }  // namespace

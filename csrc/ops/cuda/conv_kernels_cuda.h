@@ -5,17 +5,14 @@
 // stream of the tensors' device; scratch comes from the caching allocator.
 
 #include <ATen/ATen.h>
-#include <c10/cuda/CUDAGuard.h>
-
 #include "ops/conv_params.h"
+#include "ops/cuda/runtime.cuh"
 
 namespace convext {
 namespace cuda {
 
 struct CudaKernels {
-  static c10::cuda::OptionalCUDAGuard device_guard(const at::Tensor& t) {
-    return c10::cuda::OptionalCUDAGuard(t.device());
-  }
+  static auto device_guard(const at::Tensor& t) { return cuda::device_guard(t); }
   static void forward(const at::Tensor& input, const at::Tensor& weight,
                       const at::Tensor* bias, at::Tensor& out, const ConvShape& s);
   static void grad_input(const at::Tensor& grad_out, const at::Tensor& weight,

@@ -9,10 +9,11 @@
 
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
-#include <c10/cuda/CUDAException.h>
-#include <c10/cuda/CUDAStream.h>
+
+#include <type_traits>
 
 #include "ops/cuda/block_reduce.cuh"
+#include "ops/cuda/device.cuh"
 #include "ops/cuda/launch_utils.cuh"
 #include "ops/cuda/split_reduce.cuh"
 
@@ -20,39 +21,34 @@ namespace convext {
 namespace cuda {
 namespace {
 
-// The conv's scalars as the kernels need them (ConvShape's methods are host-only).
-struct DwShape {
-  int64_t N, C, H, W, OC, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, mult;
-};
-
-DwShape dw_shape(const ConvShape& s) {
-  return {s.N, s.C, s.H, s.W, s.OC, s.OH, s.OW, s.KH, s.KW,
-          s.sh, s.sw, s.ph, s.pw, s.dh, s.dw, s.ocg()};
-}
+// The kernels take the conv problem itself (its methods are host-only, so
+// they read its fields; the channel multiplier is OC / C).
+static_assert(std::is_trivially_copyable_v<ConvShape>, "ConvShape is a kernel argument");
 
 template <typename S, typename I>
 __global__ void __launch_bounds__(kThreads)
     dw_forward_kernel(const S* __restrict__ in, Strides4 is, const S* __restrict__ w,
                       Strides4 ws, const S* __restrict__ bias, int64_t bs, S* __restrict__ out,
-                      Strides4 os, DwShape s, bool channels_last) {
+                      Strides4 os, ConvShape s, bool channels_last) {
   using T = at::opmath_type<S>;
+  const int64_t mult = s.OC / s.C;
   const I total = static_cast<I>(s.N * s.OC * s.OH * s.OW);
   for (I e = blockIdx.x * blockDim.x + threadIdx.x; e < total; e += gridDim.x * blockDim.x) {
     const Coord4<I> o = unravel<I>(e, s.OC, s.OH, s.OW, channels_last);
-    const S* src = in + o.n * is.n + (o.c / s.mult) * is.c;
-    const S* wk = w + o.c * ws.n;
+    const int64_t src = o.n * is.n + (o.c / mult) * is.c, wk = o.c * ws.n;
     const int64_t y0 = o.y * s.sh - s.ph, x0 = o.x * s.sw - s.pw;
-    T acc = bias ? static_cast<T>(bias[o.c * bs]) : T(0);
+    T acc = bias ? static_cast<T>(gload(bias, o.c * bs)) : T(0);
     for (int64_t kh = 0; kh < s.KH; ++kh) {
       const int64_t y = y0 + kh * s.dh;
       if (y < 0 || y >= s.H) continue;
       for (int64_t kw = 0; kw < s.KW; ++kw) {
         const int64_t x = x0 + kw * s.dw;
         if (x < 0 || x >= s.W) continue;
-        acc += static_cast<T>(wk[kh * ws.h + kw * ws.w]) * static_cast<T>(src[y * is.h + x * is.w]);
+        acc += static_cast<T>(gload(w, wk + kh * ws.h + kw * ws.w)) *
+               static_cast<T>(gload(in, src + y * is.h + x * is.w));
       }
     }
-    out[o.n * os.n + o.c * os.c + o.y * os.h + o.x * os.w] = static_cast<S>(acc);
+    gstore(out, o.n * os.n + o.c * os.c + o.y * os.h + o.x * os.w, static_cast<S>(acc));
   }
 }
 
@@ -61,17 +57,17 @@ __global__ void __launch_bounds__(kThreads)
 template <typename S, typename I>
 __global__ void __launch_bounds__(kThreads)
     dw_grad_input_kernel(const S* __restrict__ go, Strides4 gs, const S* __restrict__ w,
-                         Strides4 ws, S* __restrict__ gi, Strides4 is, DwShape s,
+                         Strides4 ws, S* __restrict__ gi, Strides4 is, ConvShape s,
                          bool channels_last) {
   using T = at::opmath_type<S>;
+  const int64_t mult = s.OC / s.C;
   const I total = static_cast<I>(s.N * s.C * s.H * s.W);
   for (I e = blockIdx.x * blockDim.x + threadIdx.x; e < total; e += gridDim.x * blockDim.x) {
     const Coord4<I> p = unravel<I>(e, s.C, s.H, s.W, channels_last);
     T acc = T(0);
-    for (int64_t m = 0; m < s.mult; ++m) {
-      const int64_t oc = p.c * s.mult + m;
-      const S* g = go + p.n * gs.n + oc * gs.c;
-      const S* wk = w + oc * ws.n;
+    for (int64_t m = 0; m < mult; ++m) {
+      const int64_t oc = p.c * mult + m;
+      const int64_t g = p.n * gs.n + oc * gs.c, wk = oc * ws.n;
       for (int64_t kh = 0; kh < s.KH; ++kh) {
         const int64_t vy = p.y + s.ph - kh * s.dh;
         if (vy < 0) break;  // and for every larger kh
@@ -81,12 +77,12 @@ __global__ void __launch_bounds__(kThreads)
           const int64_t vx = p.x + s.pw - kw * s.dw;
           if (vx < 0) break;
           if (vx % s.sw != 0 || vx / s.sw >= s.OW) continue;
-          acc += static_cast<T>(wk[kh * ws.h + kw * ws.w]) *
-                 static_cast<T>(g[oy * gs.h + (vx / s.sw) * gs.w]);
+          acc += static_cast<T>(gload(w, wk + kh * ws.h + kw * ws.w)) *
+                 static_cast<T>(gload(go, g + oy * gs.h + (vx / s.sw) * gs.w));
         }
       }
     }
-    gi[p.n * is.n + p.c * is.c + p.y * is.h + p.x * is.w] = static_cast<S>(acc);
+    gstore(gi, p.n * is.n + p.c * is.c + p.y * is.h + p.x * is.w, static_cast<S>(acc));
   }
 }
 
@@ -95,17 +91,16 @@ __global__ void __launch_bounds__(kThreads)
 template <typename S, typename I>
 __global__ void __launch_bounds__(kThreads)
     dw_grad_weight_kernel(const S* __restrict__ go, Strides4 gs, const S* __restrict__ in,
-                          Strides4 is, at::opmath_type<S>* __restrict__ part, DwShape s,
+                          Strides4 is, at::opmath_type<S>* __restrict__ part, ConvShape s,
                           int64_t chunk) {
   using T = at::opmath_type<S>;
-  const int64_t taps = s.KH * s.KW;
+  const int64_t mult = s.OC / s.C, taps = s.KH * s.KW;
   int64_t blk = blockIdx.x;
   const int64_t tap = blk % taps;
   blk /= taps;
   const int64_t oc = blk % s.OC, split = blk / s.OC;
   const int64_t kh = tap / s.KW, kw = tap % s.KW;
-  const S* g = go + oc * gs.c;
-  const S* src = in + (oc / s.mult) * is.c;
+  const int64_t g = oc * gs.c, src = (oc / mult) * is.c;
   const I OH = static_cast<I>(s.OH), OW = static_cast<I>(s.OW);
   const I r_end = static_cast<I>(std::min(s.N * s.OH * s.OW, (split + 1) * chunk));
   T acc = T(0);
@@ -114,11 +109,11 @@ __global__ void __launch_bounds__(kThreads)
     const I oy = t % OH, n = t / OH;
     const int64_t y = oy * s.sh - s.ph + kh * s.dh, x = ox * s.sw - s.pw + kw * s.dw;
     if (y < 0 || y >= s.H || x < 0 || x >= s.W) continue;
-    acc += static_cast<T>(g[n * gs.n + oy * gs.h + ox * gs.w]) *
-           static_cast<T>(src[n * is.n + y * is.h + x * is.w]);
+    acc += static_cast<T>(gload(go, g + n * gs.n + oy * gs.h + ox * gs.w)) *
+           static_cast<T>(gload(in, src + n * is.n + y * is.h + x * is.w));
   }
   acc = block_sum<kThreads>(acc);
-  if (threadIdx.x == 0) part[(split * s.OC + oc) * taps + tap] = acc;
+  if (threadIdx.x == 0) gstore(part, (split * s.OC + oc) * taps + tap, acc);
 }
 
 template <typename S>
@@ -127,11 +122,10 @@ void forward_impl(const at::Tensor& input, const at::Tensor& weight,
   const int64_t total = out.numel();
   with_index_type(total, [&](auto index) {
     using I = decltype(index);
-    dw_forward_kernel<S, I><<<loop_blocks(total), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
-        input.const_data_ptr<S>(), strides4(input), weight.const_data_ptr<S>(), strides4(weight),
-        bias ? bias->const_data_ptr<S>() : nullptr, bias ? bias->stride(0) : 0,
-        out.mutable_data_ptr<S>(), strides4(out), dw_shape(s), channels_fastest(out));
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    launch<dw_forward_kernel<S, I>>(
+        loop_blocks(total), kThreads, read_ptr<S>(input), strides4(input), read_ptr<S>(weight),
+        strides4(weight), bias ? read_ptr<S>(*bias) : nullptr, bias ? bias->stride(0) : 0,
+        write_ptr<S>(out), strides4(out), s, channels_fastest(out));
   });
 }
 
@@ -141,12 +135,10 @@ void grad_input_impl(const at::Tensor& grad_out, const at::Tensor& weight,
   const int64_t total = grad_in.numel();
   with_index_type(total, [&](auto index) {
     using I = decltype(index);
-    dw_grad_input_kernel<S, I>
-        <<<loop_blocks(total), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
-            grad_out.const_data_ptr<S>(), strides4(grad_out), weight.const_data_ptr<S>(),
-            strides4(weight), grad_in.mutable_data_ptr<S>(), strides4(grad_in), dw_shape(s),
-            channels_fastest(grad_in));
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    launch<dw_grad_input_kernel<S, I>>(
+        loop_blocks(total), kThreads, read_ptr<S>(grad_out), strides4(grad_out),
+        read_ptr<S>(weight), strides4(weight), write_ptr<S>(grad_in), strides4(grad_in), s,
+        channels_fastest(grad_in));
   });
 }
 
@@ -163,17 +155,15 @@ void grad_weight_impl(const at::Tensor& grad_out, const at::Tensor& input,
   at::Tensor part = scratch<T>(grad_w, splits * rows * taps);
   with_index_type(R, [&](auto index) {
     using I = decltype(index);
-    dw_grad_weight_kernel<S, I><<<static_cast<unsigned>(splits * rows * taps), kThreads, 0,
-                                  c10::cuda::getCurrentCUDAStream()>>>(
-        grad_out.const_data_ptr<S>(), strides4(grad_out), input.const_data_ptr<S>(),
-        strides4(input), part.mutable_data_ptr<T>(), dw_shape(s), chunk);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    launch<dw_grad_weight_kernel<S, I>>(
+        static_cast<unsigned>(splits * rows * taps), kThreads, read_ptr<S>(grad_out),
+        strides4(grad_out), read_ptr<S>(input), strides4(input), write_ptr<T>(part), s, chunk);
   });
   ReduceTarget<S> target;
-  target.ptr = grad_w.mutable_data_ptr<S>();
+  target.ptr = write_ptr<S>(grad_w);
   target.row_stride = grad_w.stride(0);
   target.cols = grid_axis(0, s.KH, s.KW, 1, 1, grad_w.stride(2), grad_w.stride(3));
-  split_reduce<S, T>(part.const_data_ptr<T>(), splits, rows, taps, target);
+  split_reduce<S, T>(read_ptr<T>(part), splits, rows, taps, target);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <algorithm>
+#include <climits>
 
 #include "ops/cuda/cuda_utils.cuh"
 #include "ops/cuda/igemm.cuh"
@@ -105,6 +106,15 @@ void plan(GemmProblem<S, O>& p, bool allow_split) {
   const int64_t splits = std::max<int64_t>(1, std::min({want, most, mem}));
   p.k_chunk = ceil_div<int64_t>(ceil_div(p.K, splits), Cfg::BK) * Cfg::BK;
   p.splits = ceil_div(p.K, p.k_chunk);
+}
+
+template <class Cfg, typename S, typename O, bool BKFAST, class Problem>
+void launch_igemm(const Problem& prob, int64_t blocks) {
+  if (blocks == 0) return;
+  TORCH_CHECK(blocks <= INT_MAX, "convext: convolution too large for one launch (", blocks,
+              " tiles)");
+  launch<igemm_kernel<S, O, Cfg, BKFAST, Problem>>(static_cast<unsigned>(blocks), Cfg::NT,
+                                                   prob);
 }
 
 // Output into a [split][group * M][N] buffer of partial sums.

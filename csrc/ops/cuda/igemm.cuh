@@ -16,13 +16,12 @@
 // neighbouring columns (coalesced for NCHW outputs).
 
 #include <ATen/OpMathType.h>
-#include <c10/cuda/CUDAException.h>
-#include <c10/cuda/CUDAStream.h>
 
 #include <algorithm>
 #include <climits>
 
 #include "ops/cuda/axis.cuh"
+#include "ops/cuda/device.cuh"
 
 namespace convext {
 namespace cuda {
@@ -78,7 +77,7 @@ __device__ inline T load_elem(const Operand<S>& op, int64_t off, int64_t h, int6
                               bool ok) {
   ok = ok && static_cast<uint64_t>(h) < static_cast<uint64_t>(op.H) &&
        static_cast<uint64_t>(w) < static_cast<uint64_t>(op.W);
-  return ok ? static_cast<T>(op.ptr[op.off + off]) : T(0);
+  return ok ? static_cast<T>(gload(op.ptr, op.off + off)) : T(0);
 }
 
 // Loads an operand's BK x BX tile for one reduction step into registers
@@ -127,7 +126,7 @@ struct TileLoader<S, T, BX, BK, NT, true> {
     k += BK;
     advance(op.k, kd, BK);
   }
-  __device__ void store(T* sm) const {
+  __device__ void store(smem_ptr<T> sm) const {
 #pragma unroll
     for (int i = 0; i < R; ++i) sm[kk * (BX + kSmemPad) + x_first + i * XSTEP] = v[i];
   }
@@ -169,7 +168,7 @@ struct TileLoader<S, T, BX, BK, NT, false> {
     k += BK;
     advance(op.k, kd, BK);
   }
-  __device__ void store(T* sm) const {
+  __device__ void store(smem_ptr<T> sm) const {
 #pragma unroll
     for (int i = 0; i < R; ++i) sm[(k_first + i) * (BX + kSmemPad) + xi] = v[i];
   }
@@ -185,8 +184,8 @@ __global__ void __launch_bounds__(Cfg::NT) igemm_kernel(const Problem prob) {
   constexpr int BM = Cfg::BM, BN = Cfg::BN, BK = Cfg::BK, TM = Cfg::TM, TN = Cfg::TN;
   constexpr int NT = Cfg::NT, LDA = BM + kSmemPad, LDB = BN + kSmemPad;
   constexpr int RS = BM / TM, CS = BN / TN;  // row / column stride of a thread's accumulators
-  __shared__ T As[2][BK * LDA];
-  __shared__ T Bs[2][BK * LDB];
+  CONVEXT_SHARED(T, As, 2 * BK * LDA);
+  CONVEXT_SHARED(T, Bs, 2 * BK * LDB);
 
   GemmTile<S, O> t;
   if (!prob.tile(blockIdx.x, BM, BN, t)) return;
@@ -207,8 +206,8 @@ __global__ void __launch_bounds__(Cfg::NT) igemm_kernel(const Problem prob) {
     lb.init(t.b, t.n0, t.N, t.k0, tid);
     la.load(t.a, t.k1);
     lb.load(t.b, t.k1);
-    la.store(As[0]);
-    lb.store(Bs[0]);
+    la.store(As);
+    lb.store(Bs);
     __syncthreads();
     const int64_t steps = ceil_div<int64_t>(k_len, BK);
     for (int64_t st = 0; st < steps; ++st) {
@@ -220,8 +219,8 @@ __global__ void __launch_bounds__(Cfg::NT) igemm_kernel(const Problem prob) {
         la.load(t.a, t.k1);
         lb.load(t.b, t.k1);
       }
-      const T* as = As[cur];
-      const T* bs = Bs[cur];
+      const smem_ptr<T> as = As + cur * BK * LDA;
+      const smem_ptr<T> bs = Bs + cur * BK * LDB;
 #pragma unroll
       for (int kk = 0; kk < BK; ++kk) {
         T af[TM], bf[TN];
@@ -236,8 +235,8 @@ __global__ void __launch_bounds__(Cfg::NT) igemm_kernel(const Problem prob) {
       }
       // The other buffer was last read before the previous barrier.
       if (more) {
-        la.store(As[cur ^ 1]);
-        lb.store(Bs[cur ^ 1]);
+        la.store(As + (cur ^ 1) * BK * LDA);
+        lb.store(Bs + (cur ^ 1) * BK * LDB);
       }
       __syncthreads();
     }
@@ -251,26 +250,16 @@ __global__ void __launch_bounds__(Cfg::NT) igemm_kernel(const Problem prob) {
     const int64_t m = t.m0 + ty + i * RS;
     if (m >= t.M) break;
     const int64_t row = c.off + offset_of(c.m, decode(c.m, m));
-    const T b = t.bias ? static_cast<T>(t.bias[m * t.bias_stride]) : T(0);
+    const T b = t.bias ? static_cast<T>(gload(t.bias, m * t.bias_stride)) : T(0);
     Digits nd = nd0;
 #pragma unroll
     for (int j = 0; j < TN; ++j) {
       const int64_t n = t.n0 + tx + j * CS;
       if (n >= t.N) break;
-      c.ptr[row + offset_of(c.n, nd)] = static_cast<O>(acc[i][j] + b);
+      gstore(c.ptr, row + offset_of(c.n, nd), static_cast<O>(acc[i][j] + b));
       advance(c.n, nd, CS);
     }
   }
-}
-
-template <class Cfg, typename S, typename O, bool BKFAST, class Problem>
-void launch_igemm(const Problem& prob, int64_t blocks) {
-  if (blocks == 0) return;
-  TORCH_CHECK(blocks <= INT_MAX, "convext: convolution too large for one launch (", blocks,
-              " tiles)");
-  igemm_kernel<S, O, Cfg, BKFAST, Problem>
-      <<<static_cast<unsigned>(blocks), Cfg::NT, 0, c10::cuda::getCurrentCUDAStream()>>>(prob);
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
 }  // namespace cuda

@@ -8,13 +8,12 @@
 //       bias[row] + sum_s part[(s * rows + row) * ncols + col]
 
 #include <ATen/OpMathType.h>
-#include <c10/cuda/CUDAException.h>
-#include <c10/cuda/CUDAStream.h>
 
 #include <algorithm>
 
 #include "ops/cuda/axis.cuh"
 #include "ops/cuda/cuda_utils.cuh"
+#include "ops/cuda/device.cuh"
 
 namespace convext {
 namespace cuda {
@@ -35,10 +34,10 @@ __global__ void split_reduce_kernel(const T* __restrict__ part, int64_t splits, 
   for (int64_t e = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; e < total;
        e += int64_t{gridDim.x} * blockDim.x) {
     const int64_t row = e / ncols, col = e - row * ncols;
-    T sum = out.bias ? static_cast<T>(out.bias[row * out.bias_stride]) : T(0);
-    for (int64_t s = 0; s < splits; ++s) sum += part[s * total + e];
-    out.ptr[row * out.row_stride + offset_of(out.cols, decode(out.cols, col))] =
-        static_cast<S>(sum);
+    T sum = out.bias ? static_cast<T>(gload(out.bias, row * out.bias_stride)) : T(0);
+    for (int64_t s = 0; s < splits; ++s) sum += gload(part, s * total + e);
+    gstore(out.ptr, row * out.row_stride + offset_of(out.cols, decode(out.cols, col)),
+           static_cast<S>(sum));
   }
 }
 
@@ -49,9 +48,8 @@ void split_reduce(const T* part, int64_t splits, int64_t rows, int64_t ncols,
   if (total == 0) return;
   constexpr int threads = 256;
   const int64_t blocks = std::min<int64_t>(ceil_div<int64_t>(total, threads), 32 * sm_count());
-  split_reduce_kernel<S, T><<<static_cast<unsigned>(blocks), threads, 0,
-                              c10::cuda::getCurrentCUDAStream()>>>(part, splits, rows, ncols, out);
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  launch<split_reduce_kernel<S, T>>(static_cast<unsigned>(blocks), threads, part, splits, rows,
+                                    ncols, out);
 }
 
 }  // namespace cuda

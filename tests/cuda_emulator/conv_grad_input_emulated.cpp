@@ -1,0 +1,2 @@
+// The project's conv_grad_input_cuda.cu compiled as host C++ for the CPU emulator.
+#include "ops/cuda/conv_grad_input_cuda.cu"
