@@ -229,3 +229,33 @@ def test_gemm_tile_skipped_wait_is_caught(emu):
     B = torch.ones(32, 8).half()
     with pytest.raises(RuntimeError, match="uninitialised shared memory 'a_s'"):
         emu.gemm_tile(A, B, True, True, False)
+
+
+# --- TF32 follows torch's setting for convolutions ---------------------------
+
+TF32_SCRIPT = r"""
+import sys, torch
+sys.path.insert(0, {tests!r})
+import cuda_emulator
+emu = cuda_emulator.load()
+c = torch.backends.cudnn
+out = [emu.conv_tf32_allowed()]                       # default
+c.allow_tf32 = False; out.append(emu.conv_tf32_allowed())  # legacy switch off
+c.allow_tf32 = True; out.append(emu.conv_tf32_allowed())
+if hasattr(c, "conv"):                                # torch >= 2.9 per-op precision
+    c.conv.fp32_precision = "ieee"; out.append(emu.conv_tf32_allowed())
+    c.conv.fp32_precision = "tf32"; out.append(emu.conv_tf32_allowed())
+print(out)
+"""
+
+
+def test_tf32_follows_torch_conv_setting(emu):
+    """In a child process: the global flags must not leak into other tests."""
+    import subprocess
+    tests = os.path.dirname(os.path.abspath(__file__))
+    r = subprocess.run([sys.executable, "-c", TF32_SCRIPT.format(tests=tests)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = eval(r.stdout.strip().splitlines()[-1])
+    want = [True, False, True] + ([False, True] if hasattr(torch.backends.cudnn, "conv") else [])
+    assert got == want  # got[0]: on by default, as F.conv2d (cuDNN) is out of the box

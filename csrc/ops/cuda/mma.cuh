@@ -14,6 +14,8 @@
 //   cp_async_16(dst, src, i, ok)  16 bytes global src[i..] -> shared dst (zeros when !ok)
 //   cp_async_commit()             closes the group of this thread's cp.async since the last
 //   cp_async_wait<N>()            waits until at most N of this thread's groups are pending
+//   CONVEXT_SHARED_ALIGNED(T, name, n)  a CONVEXT_SHARED array aligned for 16-byte
+//                                 cp.async / ldmatrix rows
 //
 // Fragment layouts (PTX ISA, "Matrix Fragments for mma.m16n8k16 with floating
 // point type" and "Matrix Fragments for mma.m16n8k8", .tf32), with
@@ -45,6 +47,8 @@ using ::cuda_emulator::mma_m16n8k8_tf32;
 using ::cuda_emulator::to_tf32;
 }  // namespace cuda
 }  // namespace convext
+// Emulated shared arrays live in std::vector storage, 16-byte aligned by new.
+#define CONVEXT_SHARED_ALIGNED(T, name, n) CONVEXT_SHARED(T, name, n)
 
 #else
 
@@ -52,6 +56,8 @@ using ::cuda_emulator::to_tf32;
 #include <c10/util/Half.h>
 
 #include <type_traits>
+
+#define CONVEXT_SHARED_ALIGNED(T, name, n) __shared__ __align__(16) T name[n]
 
 namespace convext {
 namespace cuda {
