@@ -1,10 +1,18 @@
-// The tensor-core test kernels (tests/cuda_emulator/mma_kernels.cuh) for
-// nvcc: .ci/check_mma_ptx.sh compiles this for sm_90 and checks their PTX
-// and ptxas report. Never part of the built extension.
+// The tensor-core kernels for nvcc: the conv kernel of csrc/ops/cuda/
+// igemm_mma.cuh and the test kernels of tests/cuda_emulator/mma_kernels.cuh.
+// .ci/check_mma_ptx.sh compiles this for sm_90 and checks their PTX and
+// ptxas report. Never part of the built extension.
 #include "cuda_emulator/mma_kernels.cuh"
+#include "ops/cuda/igemm_mma.cuh"
 
 namespace convext {
 namespace cuda {
+template __global__ void igemm_mma_forward_kernel<c10::Half>(const c10::Half*, const c10::Half*,
+                                                             const c10::Half*, c10::Half*,
+                                                             MmaConvParams);
+template __global__ void igemm_mma_forward_kernel<c10::BFloat16>(
+    const c10::BFloat16*, const c10::BFloat16*, const c10::BFloat16*, c10::BFloat16*,
+    MmaConvParams);
 namespace mma_test {
 template __global__ void mma_fragments_kernel<c10::Half>(const uint32_t*, const uint32_t*,
                                                          const float*, float*, bool);

@@ -9,6 +9,7 @@ Fragments for mma.m16n8k8", "Warp-level matrix load instruction: ldmatrix").
 Each check also gets a defect it must catch: a wrong fragment index, a
 skipped cp.async wait, a misaligned row address.
 """
+import math
 import os
 import sys
 
@@ -259,3 +260,65 @@ def test_tf32_follows_torch_conv_setting(emu):
     got = eval(r.stdout.strip().splitlines()[-1])
     want = [True, False, True] + ([False, True] if hasattr(torch.backends.cudnn, "conv") else [])
     assert got == want  # got[0]: on by default, as F.conv2d (cuDNN) is out of the box
+
+
+# --- the tensor-core forward kernel (igemm_mma.cuh) through the emulator ------
+
+from test_cuda_emulator import Case, assert_within, lay_out, make  # noqa: E402
+
+MMA_KERNEL = "igemm_mma_forward_kernel"
+
+# channels_last, groups 1, C and OC multiples of 8: the tensor-core path
+MMA_CASES = {
+    # M = 286 and K = 72: partial tiles in m and k
+    "edges": Case(2, 2, 8, 24, (13, 11), (3, 3), padding=(1, 1), layout="channels_last"),
+    # OC = 72: two n tiles; stride, dilation, asymmetric padding
+    "wide": Case(2, 1, 16, 72, (9, 10), (2, 3), (2, 1), (1, 0), (1, 2), layout="channels_last"),
+    # K = 576: the 3-stage ring wraps six times; no bias
+    "deep": Case(2, 1, 64, 16, (6, 6), (3, 3), padding=(1, 1), layout="channels_last",
+                 bias=False),
+    "one_by_one": Case(2, 3, 32, 8, (5, 7), (1, 1), (2, 2), layout="channels_last"),
+}
+# what the SIMT kernels keep (same results, no tensor-core launch)
+FALLBACK_CASES = {
+    "c_not_8": Case(2, 2, 12, 16, (7, 7), (3, 3), padding=(1, 1), layout="channels_last"),
+    "oc_not_8": Case(2, 2, 8, 12, (7, 7), (3, 3), padding=(1, 1), layout="channels_last"),
+    "nchw": Case(2, 2, 8, 16, (7, 7), (3, 3), padding=(1, 1)),
+    "grouped": Case(2, 2, 16, 16, (7, 7), (3, 3), padding=(1, 1), groups=2,
+                    layout="channels_last"),
+}
+
+
+def mma_launches(emu):
+    return sum(n for k, n in emu.launch_counts().items() if MMA_KERNEL in k)
+
+
+def run_forward(emu, case, dtype):
+    x, w, b = make(case, dtype)
+    params = [list(case.stride), list(case.padding), list(case.dilation), case.groups]
+    x64, w64 = x.double(), w.double()
+    b64 = None if b is None else b.double()
+    ref = torch.nn.functional.conv2d(x64, w64, b64, *params)
+    mag = torch.nn.functional.conv2d(x64.abs(), w64.abs(), None if b is None else b64.abs(),
+                                     *params)
+    before = mma_launches(emu)
+    out = emu.conv2d(lay_out(x, case.layout), lay_out(w, case.layout), b, *params)
+    assert_within(out, ref, mag, case.C // case.groups * math.prod(case.kernel), dtype,
+                  "forward")
+    return mma_launches(emu) - before
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("name", MMA_CASES)
+def test_mma_forward(emu, name, dtype):
+    assert run_forward(emu, MMA_CASES[name], dtype) == 1
+
+
+@pytest.mark.parametrize("name", FALLBACK_CASES)
+def test_mma_forward_fallback(emu, name):
+    assert run_forward(emu, FALLBACK_CASES[name], torch.float16) == 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_mma_forward_not_for_float(emu, dtype):
+    assert run_forward(emu, MMA_CASES["edges"], dtype) == 0
