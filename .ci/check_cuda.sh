@@ -4,6 +4,10 @@
 # with a CPU-only torch wheel. That wheel lacks c10/cuda/impl/cuda_cmake_macros.h,
 # so an empty stub of it is put on a temporary include path. Objects go to a
 # temporary dir and are thrown away. Exits non-zero on any compile error.
+# ptxas reports every kernel instantiation's registers, shared memory, stack
+# and spills (-Xptxas -v); .ci/ptxas_table.py writes them with the resulting
+# occupancy to benchmarks/results/ptxas-sm90.md (for sm_90) (when all sources are
+# compiled) and fails on any spill or local-memory use.
 #
 # Usage: .ci/check_cuda.sh [file.cu ...]   (default: all of them)
 # Env: NVCC (default nvcc), CUDA_CHECK_ARCH (default sm_90), CHECK_CUDA_JOBS
@@ -38,8 +42,10 @@ flags += [f"-I{p}" for p in ce.include_paths()]
 print("\n".join(dict.fromkeys(flags)))
 PY
 mapfile -t FLAGS <"$tmp/flags"
+TABLE=benchmarks/results/ptxas-${ARCH/_/}.md
 if [ "$#" -gt 0 ]; then
   SRCS=("$@")
+  TABLE=$tmp/ptxas.md  # a partial run leaves the committed table alone
 else
   mapfile -t SRCS < <(find csrc/ops/cuda -name '*.cu' | sort)
 fi
@@ -51,7 +57,7 @@ fi
 compile() {  # $1: source; writes $tmp/log/<name>.log and .ok on success
   local src=$1 name
   name=$(echo "$src" | tr '/' '_')
-  if "$NVCC" -c "$src" -o "$tmp/obj/$name.o" -arch="$ARCH" -I"$tmp/stub" -Icsrc "${FLAGS[@]}" \
+  if "$NVCC" -c "$src" -o "$tmp/obj/$name.o" -arch="$ARCH" -I"$tmp/stub" -Icsrc "${FLAGS[@]}" -Xptxas -v \
       >"$tmp/log/$name.log" 2>&1; then
     touch "$tmp/log/$name.ok"
   fi
@@ -76,9 +82,9 @@ for src in "${SRCS[@]}"; do
     failed+=("$src")
     echo "=== $src ==="
     cat "$tmp/log/$name.log"
-  elif [ -s "$tmp/log/$name.log" ]; then
+  elif grep -qvE '^ptxas info|bytes stack frame' "$tmp/log/$name.log"; then
     echo "=== $src (warnings) ==="
-    cat "$tmp/log/$name.log"
+    grep -vE '^ptxas info|bytes stack frame' "$tmp/log/$name.log"
   fi
 done
 
@@ -87,4 +93,8 @@ if [ "${#failed[@]}" -gt 0 ]; then
   echo "check_cuda: FAILED ${#failed[@]}/${#SRCS[@]} CUDA sources (nvcc $version, $ARCH, ${secs}s): ${failed[*]}"
   exit 1
 fi
+python .ci/ptxas_table.py "$ARCH" "$TABLE" "$tmp"/log/*.log || {
+  echo "check_cuda: FAILED: register spills or local memory (see above)"
+  exit 1
+}
 echo "check_cuda: OK ${#SRCS[@]}/${#SRCS[@]} CUDA sources compiled (nvcc $version, $ARCH, ${secs}s)"

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn import grad as nn_grad
 
+from conftest import ConvCase
 from convext.functional import _same_padding
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -55,25 +56,22 @@ def assert_within(got, ref, mag, k, dtype, what):
 
 
 @dataclass(frozen=True)
-class Case:
-    dims: int
-    N: int
-    C: int
-    OC: int
-    size: tuple
-    kernel: tuple
-    stride: tuple = (1, 1)
-    padding: object = (0, 0)  # or "same"
-    dilation: tuple = (1, 1)
-    groups: int = 1
-    sm: int = 4                # the emulated device's SM count
-    layout: str = "nchw"       # nchw, channels_last, strided
-    extra: int = 0             # grad_input: input rows/cols beyond the conv minimum
-    bias: bool = True
+class Emulated:
+    conv: ConvCase
+    sm: int = 4              # the emulated device's SM count
+    layout: str = "nchw"     # nchw, channels_last, strided
+    extra: int = 0           # grad_input: input rows/cols beyond the conv minimum
+    index64: bool = False    # 64-bit index variants (the 32-bit limit set to 0)
 
 
-def c1(N, C, OC, L, K, s=1, p=0, d=1, g=1, **kw):
-    return Case(1, N, C, OC, (L,), (K,), (s,), (p,) if p != "same" else p, (d,), g, **kw)
+def Case(dims, N, C, OC, size, kernel, stride=1, padding=0, dilation=1, groups=1, bias=True,
+         **emulated):
+    return Emulated(ConvCase(dims, N, C, OC, size, kernel, stride, padding, dilation, groups,
+                             bias), **emulated)
+
+
+def c1(N, C, OC, L, K, s=1, p=0, d=1, g=1, **emulated):
+    return Case(1, N, C, OC, (L,), (K,), s, p, d, g, **emulated)
 
 
 # What each case is for; GEMM sides: forward M=OC/G, N=N*OH*OW, K=C/G*taps;
@@ -119,6 +117,8 @@ CASES = {
                               layout="strided", extra=2),
     "depthwise_split": Case(2, 2, 2, 2, (64, 66), (3, 3), padding=(1, 1), groups=2, sm=8),
     "depthwise_loop": Case(2, 2, 4, 4, (33, 33), (3, 3), padding=(1, 1), groups=4, sm=1),
+    "depthwise_index64": Case(2, 2, 4, 8, (9, 10), (3, 3), (2, 1), (1, 1), groups=4, sm=1,
+                              layout="strided", index64=True),
     # split_reduce's grid-stride loop: 32 x 32 x 9 partial sums on one SM
     "reduce_loop": Case(2, 1, 32, 32, (4, 4), (3, 3), padding=(1, 1), sm=1),
     # 1D
@@ -126,18 +126,6 @@ CASES = {
     "conv1d_depthwise": c1(2, 6, 6, 33, 7, p=3, g=6),
     "conv1d_same": c1(2, 4, 5, 20, 4, p="same", d=3),
 }
-
-
-def make(case, dtype, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-
-    def rand(*shape):
-        return torch.randn(*shape, generator=gen, dtype=torch.float64).to(dtype)
-
-    x = rand(case.N, case.C, *case.size)
-    w = rand(case.OC, case.C // case.groups, *case.kernel)
-    b = rand(case.OC) if case.bias else None
-    return x, w, b
 
 
 def lay_out(t, layout):
@@ -153,25 +141,21 @@ def lay_out(t, layout):
     return t
 
 
-def lens(case):
-    """Reduction lengths of forward / grad_input / grad_weight (and bias)."""
-    return case.C // case.groups * math.prod(case.kernel), case.OC // case.groups * math.prod(
-        case.kernel)
-
-
 def run_case(emu, case, dtype):
-    x, w, b = make(case, dtype)
-    padding = case.padding
-    if padding == "same":
-        x, padding = _same_padding(x, w, case.stride, case.dilation, case.groups, case.dims)
-    d = case.dims
-    params = [list(case.stride), list(padding), list(case.dilation), case.groups]
+    c = case.conv
+    x, w, b = c.make(dtype)
+    stride, padding, dilation, groups = c.op_params()
+    if c.padding == "same":
+        x, padding = _same_padding(x, w, stride, dilation, groups, c.dims)
+    params = [stride, padding, dilation, groups]
+    d = c.dims
     F_conv = getattr(F, f"conv{d}d")
     x64, w64 = x.double(), w.double()
     b64 = None if b is None else b.double()
     ref = F_conv(x64, w64, b64, *params)
     mag = F_conv(x64.abs(), w64.abs(), None if b64 is None else b64.abs(), *params)
-    k_fwd, k_gi = lens(case)
+    taps = math.prod(c.kernel)
+    k_fwd, k_gi = c.C // c.groups * taps, c.OC // c.groups * taps
 
     xl, wl = lay_out(x, case.layout), lay_out(w, case.layout)
     out = getattr(emu, f"conv{d}d")(xl, wl, b, *params)
@@ -187,8 +171,8 @@ def run_case(emu, case, dtype):
     in_size = list(x.shape)
     if case.extra:
         in_size[2:] = [(o - 1) * s - 2 * p + dl * (k - 1) + 1 + min(case.extra, s - 1)
-                       for o, s, p, dl, k in zip(ref.shape[2:], case.stride, padding,
-                                                 case.dilation, case.kernel)]
+                       for o, s, p, dl, k in zip(ref.shape[2:], stride, padding, dilation,
+                                                 c.kernel)]
     in_fn = getattr(nn_grad, f"conv{d}d_input")
     gi_ref = in_fn(in_size, w64, go64, *params)
     gi_mag = in_fn(in_size, w64.abs(), go64.abs(), *params)
@@ -214,12 +198,14 @@ LAUNCHES = Counter()
 def test_cuda_kernels_match_torch(emu, name, dtype):
     case = CASES[name]
     emu.set_sm_count(case.sm)
+    emu.set_int32_index_limit(0 if case.index64 else 2 ** 30 - 1)
     before = Counter(emu.launch_counts())
     try:
         run_case(emu, case, dtype)
     finally:
         LAUNCHES.update(Counter(emu.launch_counts()) - before)
         emu.set_sm_count(4)
+        emu.set_int32_index_limit(2 ** 30 - 1)
 
 
 def igemm_blocks(emu):
@@ -239,7 +225,7 @@ def test_grad_input_grid_does_not_grow_with_the_stride(emu, case):
         before = igemm_blocks(emu)
         run_case(emu, case, dtype)
         gemms = 2  # forward and grad_weight, one block each at these sizes
-        assert igemm_blocks(emu) - before <= gemms + math.prod(case.kernel)
+        assert igemm_blocks(emu) - before <= gemms + math.prod(case.conv.kernel)
 
 
 def test_every_kernel_config_ran(emu):
@@ -251,6 +237,10 @@ def test_every_kernel_config_ran(emu):
         for kernel in ("igemm_kernel", "split_reduce_kernel", "bias_partial_kernel",
                        "dw_forward_kernel", "dw_grad_input_kernel", "dw_grad_weight_kernel"):
             assert any(f"::{kernel}<{dtype}," in k for k in LAUNCHES), (kernel, dtype)
+        for kernel in ("bias_partial_kernel", "dw_forward_kernel", "dw_grad_input_kernel",
+                       "dw_grad_weight_kernel"):
+            for index in ("int", "long int"):
+                assert f"::{kernel}<{dtype}, {index}>" in names, (kernel, dtype, index)
     for tile in ("TileCfg<64, 64, 16, 4, 4>", "TileCfg<128, 128, 8, 8, 8>"):
         assert tile in names
     path = os.path.join(cuda_emulator.build_dir(), "launches.txt")

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cinttypes>
+#include <climits>
 #include <cstdio>
 #include <map>
 #include <mutex>
@@ -61,6 +62,7 @@ struct Range {
 };
 std::vector<Range> g_ranges;  // changed only between launches
 int g_sm_count = 4;
+int64_t g_index_limit = INT_MAX / 2;
 std::map<std::string, int64_t> g_launches, g_blocks;  // per kernel instantiation
 
 std::string dims(const uint3& d) {
@@ -341,6 +343,8 @@ uint64_t block_serial() { return block().start_epoch; }
 
 int sm_count() { return g_sm_count; }
 void set_sm_count(int n) { g_sm_count = n; }
+int64_t int32_index_limit() { return g_index_limit; }
+void set_int32_index_limit(int64_t n) { g_index_limit = n; }
 void clear_ranges() { g_ranges.clear(); }
 std::map<std::string, int64_t> launch_counts() { return g_launches; }
 std::map<std::string, int64_t> block_counts() { return g_blocks; }

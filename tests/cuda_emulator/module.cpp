@@ -18,46 +18,40 @@ namespace {
 using Ops = convext::ConvOps<convext::cuda::CudaKernels>;
 using Ints = std::vector<int64_t>;
 
+// conv{D}d, conv{D}d_grad_input, conv{D}d_grad_weight. Each op starts with
+// no registered tensors: only its own are in bounds.
+template <int64_t D>
+void bind_dims(pybind11::module& m) {
+  const std::string conv = "conv" + std::to_string(D) + "d";
+  m.def(conv.c_str(), [](const at::Tensor& x, const at::Tensor& w,
+                         const std::optional<at::Tensor>& b, Ints s, Ints p, Ints d, int64_t g) {
+    cuda_emulator::clear_ranges();
+    return Ops::conv<D>(x, w, b, s, p, d, g);
+  });
+  m.def((conv + "_grad_input").c_str(), [](const at::Tensor& go, const at::Tensor& w, Ints size,
+                                           Ints s, Ints p, Ints d, int64_t g) {
+    cuda_emulator::clear_ranges();
+    return Ops::grad_input<D>(go, w, size, s, p, d, g);
+  });
+  m.def((conv + "_grad_weight").c_str(), [](const at::Tensor& go, const at::Tensor& x,
+                                            Ints size, Ints s, Ints p, Ints d, int64_t g) {
+    cuda_emulator::clear_ranges();
+    return Ops::grad_weight<D>(go, x, size, s, p, d, g);
+  });
+}
 
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("conv1d", [](const at::Tensor& x, const at::Tensor& w,
-                           const std::optional<at::Tensor>& b, Ints s, Ints p, Ints d, int64_t g) {
-          cuda_emulator::clear_ranges();  // only this op's tensors are in bounds
-          return Ops::conv<1>(x, w, b, s, p, d, g);
-        });
-  m.def("conv2d", [](const at::Tensor& x, const at::Tensor& w,
-                           const std::optional<at::Tensor>& b, Ints s, Ints p, Ints d, int64_t g) {
-          cuda_emulator::clear_ranges();  // only this op's tensors are in bounds
-          return Ops::conv<2>(x, w, b, s, p, d, g);
-        });
-  m.def("conv1d_grad_input", [](const at::Tensor& go, const at::Tensor& w, Ints size,
-                                      Ints s, Ints p, Ints d, int64_t g) {
-          cuda_emulator::clear_ranges();  // only this op's tensors are in bounds
-          return Ops::grad_input<1>(go, w, size, s, p, d, g);
-        });
-  m.def("conv2d_grad_input", [](const at::Tensor& go, const at::Tensor& w, Ints size,
-                                      Ints s, Ints p, Ints d, int64_t g) {
-          cuda_emulator::clear_ranges();  // only this op's tensors are in bounds
-          return Ops::grad_input<2>(go, w, size, s, p, d, g);
-        });
-  m.def("conv1d_grad_weight", [](const at::Tensor& go, const at::Tensor& x, Ints size,
-                                       Ints s, Ints p, Ints d, int64_t g) {
-          cuda_emulator::clear_ranges();  // only this op's tensors are in bounds
-          return Ops::grad_weight<1>(go, x, size, s, p, d, g);
-        });
-  m.def("conv2d_grad_weight", [](const at::Tensor& go, const at::Tensor& x, Ints size,
-                                       Ints s, Ints p, Ints d, int64_t g) {
-          cuda_emulator::clear_ranges();  // only this op's tensors are in bounds
-          return Ops::grad_weight<2>(go, x, size, s, p, d, g);
-        });
+  bind_dims<1>(m);
+  bind_dims<2>(m);
   m.def("conv_grad_bias", [](const at::Tensor& go) {
     cuda_emulator::clear_ranges();  // only this op's tensors are in bounds
     return Ops::grad_bias(go);
   });
   m.def("set_sm_count", &cuda_emulator::set_sm_count);
   m.def("sm_count", &cuda_emulator::sm_count);
+  m.def("set_int32_index_limit", &cuda_emulator::set_int32_index_limit);
   m.def("launch_counts", &cuda_emulator::launch_counts);
   m.def("block_counts", &cuda_emulator::block_counts);
   bind_faulty_kernels(m);

@@ -1,7 +1,7 @@
 #pragma once
 // The host-only runtime layer (csrc/ops/cuda/runtime.cuh) for the CPU
 // emulator (test-only): the same names, but kernels run on CPU fibers, the
-// "device" has a settable SM count, and each tensor pointer handed to a
+// "device" has a settable SM count and 32-bit index limit, and each tensor pointer handed to a
 // kernel registers the tensor's memory span for the bounds checks (outputs
 // and scratch are first filled with NaN bytes, so unwritten elements show).
 
@@ -17,6 +17,7 @@ namespace cuda_emulator {
 
 // emulator.cpp
 int sm_count();
+int64_t int32_index_limit();
 void register_tensor(const at::Tensor& t, bool write);
 void run(const char* kernel, unsigned grid, unsigned block, const std::function<void()>& body);
 
@@ -39,6 +40,7 @@ struct NoDeviceGuard {};
 inline NoDeviceGuard device_guard(const at::Tensor&) { return {}; }
 
 inline int sm_count() { return ::cuda_emulator::sm_count(); }
+inline int64_t int32_index_limit() { return ::cuda_emulator::int32_index_limit(); }
 
 template <typename T>
 at::Tensor scratch(const at::Tensor& like, int64_t n) {
@@ -69,9 +71,10 @@ void launch(unsigned grid, unsigned block, Args&&... args) {
 
 namespace cuda_emulator {
 // Test controls (emulator.cpp): the emulated device's SM count (launch sizes
-// and path choices depend on it), forgetting the tensors of the last op, and
+// and path choices depend on it) and 32-bit index limit, forgetting the tensors of the last op, and
 // launches and blocks so far per kernel instantiation.
 void set_sm_count(int n);
+void set_int32_index_limit(int64_t n);
 void clear_ranges();
 std::map<std::string, int64_t> launch_counts();
 std::map<std::string, int64_t> block_counts();

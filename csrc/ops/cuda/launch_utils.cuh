@@ -22,11 +22,12 @@ inline unsigned loop_blocks(int64_t n) {
 }
 
 // Calls f(int32_t{}) when indices up to n (plus one grid stride) fit in 32
-// bits, else f(int64_t{}); divisions by 32-bit values are several times
-// cheaper. Only indices use this type: memory offsets are always 64-bit.
+// bits (n < INT_MAX / 2, see runtime.cuh), else f(int64_t{}); divisions by
+// 32-bit values are several times cheaper. Only indices use this type:
+// memory offsets are always 64-bit.
 template <class F>
 void with_index_type(int64_t n, F&& f) {
-  if (n < INT_MAX / 2) {
+  if (n < int32_index_limit()) {
     f(int32_t{});
   } else {
     f(int64_t{});

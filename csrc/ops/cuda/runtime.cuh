@@ -1,7 +1,7 @@
 #pragma once
 // The thin host-only layer between the launch code and the CUDA runtime:
-// device guard, SM count, scratch buffers, the device pointers of tensors,
-// and the one kernel launch wrapper. Every c10/cuda include lives here. The
+// device guard, SM count, scratch buffers, the 32-bit index limit, the
+// device pointers of tensors, and the one kernel launch wrapper. Every c10/cuda include lives here. The
 // test-only CPU emulator (tests/cuda_emulator, -DCONVEXT_CUDA_EMULATOR)
 // replaces this layer with the same names: it launches kernels on CPU
 // fibers and registers each tensor pointer's valid range for bounds checks.
@@ -19,6 +19,7 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include <array>
+#include <climits>
 #include <atomic>
 #include <utility>
 
@@ -48,6 +49,10 @@ template <typename T>
 at::Tensor scratch(const at::Tensor& like, int64_t n) {
   return at::empty({n}, like.options().dtype(c10::CppTypeToScalarType<T>::value));
 }
+
+// Element counts below this take 32-bit index math (launch_utils.cuh); the
+// emulator can lower it to run the 64-bit variants on small tensors.
+constexpr int64_t int32_index_limit() { return INT_MAX / 2; }
 
 // Device pointers of tensors a kernel reads / writes.
 template <typename T>
