@@ -264,7 +264,7 @@ def test_tf32_follows_torch_conv_setting(emu):
 
 # --- the tensor-core forward kernel (igemm_mma.cuh) through the emulator ------
 
-from test_cuda_emulator import Case, assert_within, lay_out, make  # noqa: E402
+from test_cuda_emulator import Case, assert_within, lay_out  # noqa: E402
 
 MMA_KERNEL = "igemm_mma_forward_kernel"
 
@@ -294,8 +294,10 @@ def mma_launches(emu):
 
 
 def run_forward(emu, case, dtype):
-    x, w, b = make(case, dtype)
-    params = [list(case.stride), list(case.padding), list(case.dilation), case.groups]
+    """Forward on the emulator vs torch in float64; how many tensor-core launches."""
+    c = case.conv
+    x, w, b = c.make(dtype)
+    params = list(c.op_params())
     x64, w64 = x.double(), w.double()
     b64 = None if b is None else b.double()
     ref = torch.nn.functional.conv2d(x64, w64, b64, *params)
@@ -303,8 +305,7 @@ def run_forward(emu, case, dtype):
                                      *params)
     before = mma_launches(emu)
     out = emu.conv2d(lay_out(x, case.layout), lay_out(w, case.layout), b, *params)
-    assert_within(out, ref, mag, case.C // case.groups * math.prod(case.kernel), dtype,
-                  "forward")
+    assert_within(out, ref, mag, c.C // c.groups * math.prod(c.kernel), dtype, "forward")
     return mma_launches(emu) - before
 
 
