@@ -104,6 +104,10 @@ CASES = {
     "big_tiles_underfill": Case(2, 1, 4, 65, (9, 9), (3, 3), padding=(1, 1), sm=2),
     "big_grad_input": Case(2, 1, 65, 8, (9, 9), (3, 3), padding=(1, 1), sm=1, layout="strided"),
     "big_grad_weight": Case(2, 1, 8, 72, (6, 6), (3, 3), padding=(1, 1), sm=1),  # N = 72 taps
+    "big_strided_cl": Case(2, 2, 66, 70, (10, 9), (3, 3), (2, 1), (1, 1), sm=1,
+                           layout="channels_last"),
+    "big_grouped_strided": Case(2, 1, 132, 130, (17, 17), (3, 3), (2, 2), (1, 1), groups=2, sm=2,
+                                layout="strided", extra=1),
     "split_k": Case(2, 1, 32, 8, (6, 6), (3, 3), padding=(1, 1), sm=4),    # K = 288: 2 splits
     "split_k_big": Case(2, 1, 16, 72, (9, 9), (3, 3), padding=(1, 1), sm=1),
     "split_k_grouped_cl": Case(2, 1, 64, 8, (5, 5), (3, 3), padding=(1, 1), groups=2, sm=2,

@@ -228,18 +228,12 @@ std::string run_block(Block& b) {
     bool all_done = true;
     for (const Fiber& f : b.fibers) all_done = all_done && f.state == State::done;
     if (all_done) break;
-    if (release_warps(b) || !b.error.empty()) {
-      if (!b.error.empty()) break;
-      continue;
-    }
-    if (release_block(b) || !b.error.empty()) {
-      if (!b.error.empty()) break;
-      continue;
-    }
-    b.error = std::string(b.kernel) + ": deadlock in block " + dims(b.idx) +
-              ": threads at __syncthreads: " + thread_list(b, State::at_barrier) +
-              "; at a warp exchange: " + thread_list(b, State::at_warp) +
-              "; exited: " + thread_list(b, State::done);
+    if (release_warps(b) || (b.error.empty() && release_block(b))) continue;
+    if (b.error.empty())
+      b.error = std::string(b.kernel) + ": deadlock in block " + dims(b.idx) +
+                ": threads at __syncthreads: " + thread_list(b, State::at_barrier) +
+                "; at a warp exchange: " + thread_list(b, State::at_warp) +
+                "; exited: " + thread_list(b, State::done);
     break;
   }
   tl_block = nullptr;

@@ -103,7 +103,21 @@ __global__ void warp_ops_kernel(const float* in, float* sums, unsigned* ballots,
   atomicAdd(count, 1.0f);
 }
 
-at::Tensor out_like(const at::Tensor& t) { return at::empty_like(t); }
+// A fresh op: no registered tensors; x: kN contiguous floats.
+at::Tensor fresh(const at::Tensor& x) {
+  cuda_emulator::clear_ranges();
+  TORCH_CHECK(x.numel() == kN && x.scalar_type() == at::kFloat && x.is_contiguous());
+  return at::empty_like(x);
+}
+
+// Binds a kernel that takes only an output: name(x) runs it on one block of kN.
+template <auto Kernel>
+void bind_output_only(pybind11::module& m, const char* name) {
+  m.def(name, [](const at::Tensor& x) {
+    at::Tensor out = fresh(x);
+    launch<Kernel>(1, kN, write_ptr<float>(out));
+  });
+}
 
 }  // namespace
 }  // namespace cuda
@@ -111,51 +125,31 @@ at::Tensor out_like(const at::Tensor& t) { return at::empty_like(t); }
 
 void bind_faulty_kernels(pybind11::module& m) {
   using namespace convext::cuda;
-  auto fresh = [](const at::Tensor& x) {
-    cuda_emulator::clear_ranges();
-    TORCH_CHECK(x.numel() == kN && x.scalar_type() == at::kFloat && x.is_contiguous());
-    return at::empty_like(x);
-  };
-  m.def("rotate", [=](const at::Tensor& x, int shift, bool sync) {
+  m.def("rotate", [](const at::Tensor& x, int shift, bool sync) {
     at::Tensor out = fresh(x);
     launch<rotate_kernel>(1, kN, read_ptr<float>(x), write_ptr<float>(out), shift, sync);
     return out;
   });
-  m.def("reuse_buffer", [=](const at::Tensor& x) {
+  m.def("reuse_buffer", [](const at::Tensor& x) {
     at::Tensor out = fresh(x);
     launch<reuse_buffer_kernel>(1, kN, read_ptr<float>(x), write_ptr<float>(out));
     return out;
   });
-  m.def("overrun", [=](const at::Tensor& x, bool write) {
+  m.def("overrun", [](const at::Tensor& x, bool write) {
     at::Tensor out = fresh(x);
     launch<overrun_kernel>(2, kN, read_ptr<float>(x), write_ptr<float>(out), int64_t{kN}, write);
     return out;
   });
-  m.def("write_input", [=](const at::Tensor& x) {
+  m.def("write_input", [](const at::Tensor& x) {
     fresh(x);
     launch<divergent_barrier_kernel>(1, kN / 2, const_cast<float*>(read_ptr<float>(x)));
   });
-  m.def("divergent_barrier", [=](const at::Tensor& x) {
-    at::Tensor out = fresh(x);
-    launch<divergent_barrier_kernel>(1, kN, write_ptr<float>(out));
-  });
-  m.def("split_barrier", [=](const at::Tensor& x) {
-    at::Tensor out = fresh(x);
-    launch<split_barrier_kernel>(1, kN, write_ptr<float>(out));
-  });
-  m.def("shuffle_deadlock", [=](const at::Tensor& x) {
-    at::Tensor out = fresh(x);
-    launch<shuffle_deadlock_kernel>(1, kN, write_ptr<float>(out));
-  });
-  m.def("uninitialised_shared", [=](const at::Tensor& x) {
-    at::Tensor out = fresh(x);
-    launch<uninitialised_shared_kernel>(1, kN, write_ptr<float>(out));
-  });
-  m.def("shared_overrun", [=](const at::Tensor& x) {
-    at::Tensor out = fresh(x);
-    launch<shared_overrun_kernel>(1, kN, write_ptr<float>(out));
-  });
-  m.def("warp_ops", [=](const at::Tensor& x) {
+  bind_output_only<divergent_barrier_kernel>(m, "divergent_barrier");
+  bind_output_only<split_barrier_kernel>(m, "split_barrier");
+  bind_output_only<shuffle_deadlock_kernel>(m, "shuffle_deadlock");
+  bind_output_only<uninitialised_shared_kernel>(m, "uninitialised_shared");
+  bind_output_only<shared_overrun_kernel>(m, "shared_overrun");
+  m.def("warp_ops", [](const at::Tensor& x) {
     at::Tensor sums = at::empty({kN / 32}, x.options());
     at::Tensor ballots = at::empty({kN / 32}, x.options().dtype(at::kInt));
     at::Tensor count = at::zeros({1}, x.options());
