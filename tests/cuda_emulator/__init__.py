@@ -15,7 +15,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 SOURCES = ["emulator.cpp", "module.cpp", "faulty_kernels.cpp", "conv_forward_emulated.cpp",
            "conv_grad_input_emulated.cpp", "conv_grad_weight_emulated.cpp",
-           "conv_grad_bias_emulated.cpp", "depthwise_emulated.cpp"]
+           "conv_grad_bias_emulated.cpp", "depthwise_emulated.cpp",
+           "mma_emulation.cpp", "mma_kernels.cpp"]
 
 _module = None
 

@@ -95,6 +95,7 @@ class SmemPtr {
   }
   SmemRef<T> operator*() const { return (*this)[0]; }
   SmemPtr operator+(int64_t d) const { return {base_, shadow_, n_, off_ + d, name_}; }
+  const void* address() const { return base_ + off_; }  // alignment checks (mma.h)
 
  private:
   T* base_;

@@ -330,6 +330,12 @@ void warp_exchange(unsigned mask, uint64_t mine, uint64_t* lanes, std::source_lo
   wait(f, State::at_warp);
 }
 
+// fail() for the checks of mma_emulation.cpp.
+[[noreturn]] void fail_check(const std::string& what) { fail(what); }
+
+// Unique per block run on this CPU thread (per-block state of mma_emulation.cpp).
+uint64_t block_serial() { return block().start_epoch; }
+
 int sm_count() { return g_sm_count; }
 void set_sm_count(int n) { g_sm_count = n; }
 int64_t int32_index_limit() { return g_index_limit; }

@@ -11,6 +11,7 @@
 #include "ops/cuda/conv_kernels_cuda.h"
 
 void bind_faulty_kernels(pybind11::module& m);  // faulty_kernels.cpp
+void bind_mma_kernels(pybind11::module& m);     // mma_kernels.cpp
 
 namespace {
 
@@ -54,4 +55,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("launch_counts", &cuda_emulator::launch_counts);
   m.def("block_counts", &cuda_emulator::block_counts);
   bind_faulty_kernels(m);
+  bind_mma_kernels(m);
 }

@@ -10,6 +10,7 @@
 #include "ops/cuda/conv_operands.cuh"
 #include "ops/cuda/depthwise_cuda.cuh"
 #include "ops/cuda/gemm_problem.cuh"
+#include "ops/cuda/igemm_mma.cuh"
 #include "ops/cuda/split_reduce.cuh"
 
 namespace convext {
@@ -59,6 +60,40 @@ void forward_gemm(const at::Tensor& input, const at::Tensor& weight, const at::T
   });
 }
 
+// The tensor-core kernel (igemm_mma.cuh) where it applies: 2D, one group,
+// half types, channels_last input and output, C and OC multiples of 8,
+// 16-byte aligned data, an image and the GEMM sizes within 31 bits. Returns
+// false (nothing written) for anything else, which the SIMT kernels take.
+template <typename S>
+bool forward_mma(const at::Tensor& input, const at::Tensor& weight, const at::Tensor* bias,
+                 at::Tensor& out, const ConvShape& s) {
+  constexpr int64_t kMax = (int64_t{1} << 31) - 1;
+  const auto cl = at::MemoryFormat::ChannelsLast;
+  if constexpr (!std::is_same_v<S, at::Half> && !std::is_same_v<S, at::BFloat16>) {
+    return false;
+  } else {
+    const int64_t M = s.N * s.OH * s.OW, K = s.C * s.taps();
+    if (input.dim() != 4 || s.G != 1 || s.C % 8 != 0 || s.OC % 8 != 0 || M == 0 ||
+        !input.is_contiguous(cl) || !out.is_contiguous(cl) || s.H * s.W * s.C > kMax || M > kMax ||
+        K > kMax || reinterpret_cast<uintptr_t>(input.const_data_ptr()) % 16 != 0)
+      return false;
+    const at::Tensor w = weight.contiguous(cl);  // OHWI: k = (kh, kw, c) contiguous
+    if (reinterpret_cast<uintptr_t>(w.const_data_ptr()) % 16 != 0) return false;
+    const at::Tensor b = bias ? bias->contiguous() : at::Tensor();
+    MmaConvParams p{};
+    p.N = s.N, p.C = s.C, p.H = s.H, p.W = s.W, p.OC = s.OC, p.KH = s.KH, p.KW = s.KW;
+    p.OH = s.OH, p.OW = s.OW, p.sh = s.sh, p.sw = s.sw, p.ph = s.ph, p.pw = s.pw;
+    p.dh = s.dh, p.dw = s.dw, p.M = M, p.K = K;
+    const int64_t blocks =
+        (M + MmaTile::BM - 1) / MmaTile::BM * ((s.OC + MmaTile::BN - 1) / MmaTile::BN);
+    if (blocks > kMax) return false;
+    launch<igemm_mma_forward_kernel<S>>(blocks, MmaTile::kThreads, read_ptr<S>(input),
+                                        read_ptr<S>(w), bias ? read_ptr<S>(b) : nullptr,
+                                        write_ptr<S>(out), p);
+    return true;
+  }
+}
+
 }  // namespace
 
 void CudaKernels::forward(const at::Tensor& input, const at::Tensor& weight,
@@ -69,7 +104,10 @@ void CudaKernels::forward(const at::Tensor& input, const at::Tensor& weight,
   }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, input.scalar_type(),
                                   "convext_conv_forward_cuda",
-                                  [&] { forward_gemm<scalar_t>(input, weight, bias, out, s); });
+                                  [&] {
+                                    if (!forward_mma<scalar_t>(input, weight, bias, out, s))
+                                      forward_gemm<scalar_t>(input, weight, bias, out, s);
+                                  });
 }
 
 }  // namespace cuda

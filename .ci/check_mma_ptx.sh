@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Compiles the tensor-core kernels (.ci/mma_probe.cu instantiates the conv
+# kernel of csrc/ops/cuda/igemm_mma.cuh and the test kernels of
+# tests/cuda_emulator/mma_kernels.cuh, both over csrc/ops/cuda/mma.cuh) to PTX for
+# sm_90, assembles it with `ptxas -v`, and asserts:
+#   - the PTX holds mma.sync m16n8k16 (f16 and bf16), m16n8k8 tf32, cvt.rna.tf32,
+#     ldmatrix (x1/x2/x4, .trans) and cp.async with commit/wait_group: the
+#     wrappers the emulator stands in for are the instructions on the device,
+#     and each instantiation of the tensor-core conv kernel uses all three;
+#   - ptxas accepts it (the inline PTX is valid for sm_90) with no spills.
+# Prints ptxas' registers / shared memory per kernel. No GPU needed.
+# Env: NVCC (default nvcc), PTXAS (default ptxas next to nvcc).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+NVCC=${NVCC:-nvcc}
+PTXAS=${PTXAS:-$(dirname "$(command -v "$NVCC")")/ptxas}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/stub/c10/cuda/impl"
+: >"$tmp/stub/c10/cuda/impl/cuda_cmake_macros.h"
+mapfile -t INC < <(python -c "from torch.utils import cpp_extension as c; print('\n'.join('-I' + p for p in c.include_paths()))")
+"$NVCC" -arch=sm_90 -std=c++20 -O3 --expt-relaxed-constexpr -I"$tmp/stub" -Icsrc -Itests \
+  "${INC[@]}" -ptx .ci/mma_probe.cu -o "$tmp/probe.ptx"
+fail=0
+for want in "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32" \
+            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32" \
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32" "cvt.rna.tf32.f32" \
+            "ldmatrix.sync.aligned.m8n8.x1.shared.b16" "ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16" \
+            "ldmatrix.sync.aligned.m8n8.x4.shared.b16" "ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16" \
+            "cp.async.cg.shared.global" "cp.async.commit_group" "cp.async.wait_group"; do
+  if ! grep -qF "$want" "$tmp/probe.ptx"; then
+    echo "check_mma_ptx: FAILED: no '$want' in the PTX"
+    fail=1
+  fi
+done
+# and per conv kernel: each instantiation of the tensor-core forward has all three
+python - "$tmp/probe.ptx" <<'PY' || fail=1
+import re, sys
+ptx = open(sys.argv[1]).read()
+entries = re.split(r"(?=\.visible \.entry )", ptx)[1:]
+conv = [e for e in entries if "igemm_mma_forward_kernel" in e.split("(", 1)[0]]
+bad = [e.split("(", 1)[0] for e in conv
+       if not all(i in e for i in ("mma.sync.aligned.m16n8k16", "ldmatrix.sync", "cp.async.cg"))]
+if len(conv) != 2 or bad:
+    print(f"check_mma_ptx: FAILED: {len(conv)} conv kernel entries, without mma/ldmatrix/cp.async: {bad}")
+    sys.exit(1)
+PY
+"$PTXAS" -arch=sm_90 -v "$tmp/probe.ptx" -o "$tmp/probe.cubin" >"$tmp/ptxas.log" 2>&1 || {
+  cat "$tmp/ptxas.log"; echo "check_mma_ptx: FAILED: ptxas rejected the PTX"; exit 1; }
+python - "$tmp/ptxas.log" <<'PY' || fail=1
+import re, subprocess, sys
+log = open(sys.argv[1]).read()
+bad = 0
+for name, body in re.findall(r"Compiling entry function '(\w+)' for 'sm_90'\n(.*?)(?=\n[^\n]*Compiling|\Z)", log, re.S):
+    try:
+        name = subprocess.run(["c++filt", name], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        pass
+    regs = re.search(r"Used (\d+) registers", body)
+    smem = re.search(r"(\d+) bytes smem", body)
+    spill = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", body)
+    spilled = spill and (int(spill[1]) or int(spill[2]))
+    bad += bool(spilled)
+    print(f"  {regs[1] if regs else '?':>4} regs {smem[1] if smem else 0:>6} B smem  "
+          f"{'SPILLS ' if spilled else ''}{name}")
+if bad:
+    print(f"check_mma_ptx: FAILED: {bad} kernel(s) spill")
+    sys.exit(1)
+PY
+[ "$fail" -eq 0 ] || exit 1
+echo "check_mma_ptx: OK (mma.sync, ldmatrix, cp.async in the PTX; ptxas sm_90, no spills)"

@@ -1,0 +1,34 @@
+// The tensor-core kernels for nvcc: the conv kernel of csrc/ops/cuda/
+// igemm_mma.cuh and the test kernels of tests/cuda_emulator/mma_kernels.cuh.
+// .ci/check_mma_ptx.sh compiles this for sm_90 and checks their PTX and
+// ptxas report. Never part of the built extension.
+#include "cuda_emulator/mma_kernels.cuh"
+#include "ops/cuda/igemm_mma.cuh"
+
+namespace convext {
+namespace cuda {
+template __global__ void igemm_mma_forward_kernel<c10::Half>(const c10::Half*, const c10::Half*,
+                                                             const c10::Half*, c10::Half*,
+                                                             MmaConvParams);
+template __global__ void igemm_mma_forward_kernel<c10::BFloat16>(
+    const c10::BFloat16*, const c10::BFloat16*, const c10::BFloat16*, c10::BFloat16*,
+    MmaConvParams);
+namespace mma_test {
+template __global__ void mma_fragments_kernel<c10::Half>(const uint32_t*, const uint32_t*,
+                                                         const float*, float*, bool);
+template __global__ void mma_fragments_kernel<c10::BFloat16>(const uint32_t*, const uint32_t*,
+                                                             const float*, float*, bool);
+template __global__ void mma_fragments_kernel<float>(const uint32_t*, const uint32_t*,
+                                                     const float*, float*, bool);
+template __global__ void ldmatrix_kernel<1, false>(const c10::Half*, uint32_t*, int, int);
+template __global__ void ldmatrix_kernel<2, true>(const c10::Half*, uint32_t*, int, int);
+template __global__ void ldmatrix_kernel<4, false>(const c10::Half*, uint32_t*, int, int);
+template __global__ void ldmatrix_kernel<4, true>(const c10::Half*, uint32_t*, int, int);
+template __global__ void gemm_tile_kernel<c10::Half>(const c10::Half*, const c10::Half*, float*,
+                                                     int, bool, bool, bool);
+template __global__ void gemm_tile_kernel<c10::BFloat16>(const c10::BFloat16*,
+                                                         const c10::BFloat16*, float*, int, bool,
+                                                         bool, bool);
+}  // namespace mma_test
+}  // namespace cuda
+}  // namespace convext

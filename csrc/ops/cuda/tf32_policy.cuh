@@ -1,0 +1,23 @@
+#pragma once
+// Whether float32 convs may run on TF32 tensor cores: torch's setting for
+// convolutions, read the way ATen's cuDNN convolution reads it
+// (`torch.backends.cudnn.conv.fp32_precision`, which in torch 2.13 also
+// reflects the legacy `torch.backends.cudnn.allow_tf32`; default "tf32", as
+// F.conv2d does). Host-only, read at each launch so a change takes effect on
+// the next call. The one place the CUDA path choice asks; a float32 path
+// that ignores it is a bug.
+//
+// Today no float32 tensor-core kernel exists, so float32 always runs the
+// full-precision SIMT kernels whatever this says (documented in README).
+
+#include <ATen/Context.h>
+
+namespace convext {
+namespace cuda {
+
+inline bool conv_tf32_allowed() {
+  return at::globalContext().allowTF32CuDNN(at::Float32Op::CONV);
+}
+
+}  // namespace cuda
+}  // namespace convext
