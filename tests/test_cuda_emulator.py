@@ -112,7 +112,8 @@ CASES = {
     "split_k_big": Case(2, 1, 16, 72, (9, 9), (3, 3), padding=(1, 1), sm=1),
     "split_k_grouped_cl": Case(2, 1, 64, 8, (5, 5), (3, 3), padding=(1, 1), groups=2, sm=2,
                                layout="channels_last"),
-    "long_reduction": Case(2, 4, 3, 4, (40, 40), (3, 3), padding=(1, 1), sm=1),  # grad_weight K=6400
+    # grad_weight K = 6400: splits that fill the GPU
+    "long_reduction": Case(2, 4, 3, 4, (40, 40), (3, 3), padding=(1, 1), sm=1),
     # depthwise (direct kernels): multipliers, splits of grad_weight, grid-stride loops
     "depthwise": Case(2, 2, 8, 8, (12, 12), (3, 3), padding=(1, 1), groups=8),
     "depthwise_mult_cl": Case(2, 2, 4, 12, (11, 10), (5, 3), (2, 2), (2, 1), (1, 2), groups=4,

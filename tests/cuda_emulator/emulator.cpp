@@ -192,7 +192,8 @@ bool release_block(Block& b) {
 
 char* stack(size_t i) {
   while (tl_stacks.size() <= i) {
-    void* p = mmap(nullptr, kStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* p =
+        mmap(nullptr, kStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     TORCH_CHECK(p != MAP_FAILED, "cuda_emulator: no memory for fiber stacks");
     mprotect(p, 4096, PROT_NONE);  // guard page: an overflow faults instead of corrupting
     tl_stacks.push_back(static_cast<char*>(p));

@@ -62,7 +62,7 @@ struct GradInputPhases {
   Strides4 ws, gs, is;
   ConvShape s;
   int64_t kstep_h = 1, kstep_w = 1, phases_h = 1, phases_w = 1;  // phases with taps
-  int64_t tiles_m = 1, tiles_n = 1;  // tiles_n: of the largest phase (rh = rw = 0)
+  int64_t tiles_m = 1, tiles_n = 1;  // tiles_n: of the largest phase (rh = rw = 0), a bound
 
   int64_t blocks() const { return phases_h * phases_w * s.G * tiles_m * tiles_n; }
 

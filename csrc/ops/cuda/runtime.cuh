@@ -1,10 +1,11 @@
 #pragma once
 // The thin host-only layer between the launch code and the CUDA runtime:
 // device guard, SM count, scratch buffers, the 32-bit index limit, the
-// device pointers of tensors, and the one kernel launch wrapper. Every c10/cuda include lives here. The
-// test-only CPU emulator (tests/cuda_emulator, -DCONVEXT_CUDA_EMULATOR)
-// replaces this layer with the same names: it launches kernels on CPU
-// fibers and registers each tensor pointer's valid range for bounds checks.
+// device pointers of tensors, and the one kernel launch wrapper. Every
+// c10/cuda include lives here. The test-only CPU emulator (tests/cuda_emulator,
+// -DCONVEXT_CUDA_EMULATOR) replaces this layer with the same names: it
+// launches kernels on CPU fibers and registers each tensor pointer's valid
+// range for bounds checks.
 
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
