@@ -24,9 +24,10 @@ CFLAGS="$flags" LDFLAGS="-fsanitize=address,undefined" FORCE_CPU=1 MAX_JOBS="${M
 rm -rf "$out/lib/convext/"*.py
 cp convext/*.py "$out/lib/convext/"
 
-# Python itself is not instrumented: the ASan runtime must load first.
+# Python itself is not instrumented: the ASan runtime must load first, and
+# libstdc++ with it (else ASan's __cxa_throw interceptor finds no real one).
 export LD_PRELOAD
-LD_PRELOAD="$(gcc -print-file-name=libasan.so)"
+LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libstdc++.so)"
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export FUZZ_COUNT="${FUZZ_COUNT:-200}"

@@ -72,6 +72,9 @@ CASES = {
     "padding_2^62-1": Case(1, (X1, W1), dict(padding=BIG - 1), True),
     "padding_2^62-1_stride_2^62": Case(1, (X1, W1), dict(padding=BIG - 1, stride=BIG), True),
     "padding_2^62-1_2d_tuple": Case(2, (X2, W2), dict(padding=(BIG - 1, 0)), True),
+    "padding_2^33_stride_2^33_2d": Case(2, (_t(1, 2, 8, 1), _t(2, 2, 2, 4)),
+                                        dict(stride=(1, 2 ** 33 + 2), padding=(0, 2 ** 33),
+                                             dilation=(3, 1))),
     "padding_2^61_stride_2^61": Case(2, (X2, W2), dict(padding=BIG // 2, stride=BIG // 2), True),
     # -- 2: wrong values where torch raises or differs ------------------------
     "stride_2^63-1_1d": Case(1, (X1, W1), dict(stride=2 ** 63 - 1), True),
@@ -170,6 +173,10 @@ DIFFERENCES = {
     "same_huge_dilation": ("type", "torch's 'same' padding overflows to a negative value "
                            "('negative padding is not supported'); convext reports the "
                            "padding it needs, past torch's limit of 2^62 - 1"),
+    "padding_2^33_stride_2^33_2d": ("different", "torch's dilated 2D CPU path loses a padding "
+                                    "past 2^31 and returns 1 output column; the exact count, "
+                                    "(1 + 2 * 2^33 - 4) // (2^33 + 2) + 1 = 2, is convext's "
+                                    "(torch's conv1d agrees)"),
     "weight_meta": ("different", "torch returns uninitialised CPU memory; convext raises "
                     "torch's device-mismatch error"),
     "weight_meta_1d": ("different", "as weight_meta"),

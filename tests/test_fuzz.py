@@ -64,7 +64,7 @@ def random_case(rng):
     if rng.random() < 0.05 and not isinstance(padding, str) and dims == 2:
         i = rng.randrange(dims)
         padding = list(padding)
-        padding[i] = rng.choice([10 ** 6, 2 ** 40])
+        padding[i] = rng.choice([10 ** 6, 10 ** 8])  # torch's 2D path breaks past 2^31
         stride = list(stride) if isinstance(stride, list) else [stride] * dims
         stride[i] = padding[i] + rng.randint(0, 3)
     N = rng.choice([None, 0, 1, 1, 2, 3])
@@ -73,10 +73,12 @@ def random_case(rng):
                     groups, bias=rng.random() < 0.7)
 
 
-def _layout(rng, t):
+def _layout(rng, t, expand=True):
     """The same values in another layout: channels_last, a strided slice of a
     bigger tensor, an expanded view, or a transposed copy."""
     choice = rng.randrange(5)
+    if choice == 3 and not expand:
+        choice = 0
     if choice == 1 and t.dim() == 4:
         return t.contiguous(memory_format=torch.channels_last)
     if choice == 2:
@@ -97,7 +99,9 @@ def run_case(seed):
     case = random_case(rng)
     dtype = rng.choice(FLOAT_DTYPES)
     x, w, b = case.make(dtype, seed=seed)
-    x, w = _layout(rng, x), _layout(rng, w)
+    # no expanded weights: torch's float64 reference path rejects them
+    # ("slow_conv2d: grad_weight must be contiguous")
+    x, w = _layout(rng, x), _layout(rng, w, expand=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch warns for 'same' with an even kernel
         assert_close_to_torch(case.dims, x, w, b, **case.conv_kwargs)

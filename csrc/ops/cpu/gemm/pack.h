@@ -70,6 +70,7 @@ inline void prefetch_row(const GridView<const S>& v, const GridRow<S>& row,
     if (y < 0 || y >= v.H) continue;
     const int64_t x = std::max<int64_t>(0, s.x0 + row.dx);
     const int64_t xe = std::min<int64_t>(v.W, s.x0 + row.dx + s.len);
+    if (x >= xe) continue;  // all padding (x may be far past the row)
     const S* base = row.chan + s.n * v.sn + y * v.sh;
     for (const S* p = base + x; p < base + xe; p += kLine) {
       if (p >= last + kLine || p < last) __builtin_prefetch(p);  // once per line

@@ -49,7 +49,7 @@ struct StagedPlanes {
 // must stay within a few times the grid's and the source's (a huge dilation
 // or padding would otherwise size the planes), and the buffer within int64.
 inline bool staging_pays(int64_t planes, const StagedDim& h, const StagedDim& w) {
-  return 8 * (w.size() - w.G) <= w.G && h.size() <= 2 * (h.G + h.S) &&
+  return w.size() - w.G <= w.G / 8 && h.size() <= 2 * (__int128(h.G) + h.S) &&
          __int128(planes) * h.size() * w.size() < (__int128(1) << 62);
 }
 
