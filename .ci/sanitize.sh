@@ -21,8 +21,9 @@ mkdir -p "$out"
 CFLAGS="$flags" LDFLAGS="-fsanitize=address,undefined" FORCE_CPU=1 MAX_JOBS="${MAX_JOBS:-2}" \
   python setup.py -q build_ext --build-temp "$out/temp" --build-lib "$out/lib" \
   >"$out/build.log" 2>&1 || { tail -50 "$out/build.log"; fail "build"; }
-rm -rf "$out/lib/convext/"*.py
-cp convext/*.py "$out/lib/convext/"
+# the Python package (subpackages too) next to the sanitized extension
+find "$out/lib/convext" -mindepth 1 ! -name '_C*.so' -delete
+tar -C convext --exclude='*.so' --exclude=__pycache__ -cf - . | tar -C "$out/lib/convext" -xf -
 
 # Python itself is not instrumented: the ASan runtime must load first, and
 # libstdc++ with it (else ASan's __cxa_throw interceptor finds no real one).
