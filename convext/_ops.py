@@ -24,9 +24,19 @@ ops = torch.ops.convext
 
 def _out_format(a, b, dims):
     # Must match output_memory_format() in csrc/ops/conv_params.cpp.
-    if dims == 2 and torch.channels_last in (suggest_memory_format(a), suggest_memory_format(b)):
+    if dims == 2 and a.shape[1] != 0 and torch.channels_last in (suggest_memory_format(a),
+                                                                 suggest_memory_format(b)):
         return torch.channels_last
     return torch.contiguous_format
+
+
+def _check_devices(*tensors):
+    # A meta operand sends the call here, to the fake kernel, whatever the
+    # other operands' device; torch's message for the mismatch.
+    first = tensors[0].device
+    for t in tensors[1:]:
+        torch._check(t is None or t.device == first,
+                     lambda: f"Tensor on device {t.device} is not on the expected device {first}!")
 
 
 def _broadcast(param, dims):
@@ -55,6 +65,7 @@ def _register(dims):
 
     @torch.library.register_fake(name)
     def _conv_fake(input, weight, bias, stride, padding, dilation, groups):
+        _check_devices(input, weight, bias)
         torch._check(input.dim() == dims + 2 and weight.dim() == dims + 2,
                      lambda: f"{name}: expected {dims + 2}D input and weight")
         torch._check(groups > 0, lambda: "non-positive groups is not supported")
@@ -70,17 +81,21 @@ def _register(dims):
                              dilation[i]) for i in range(dims)]
         for o in spatial:
             torch._check(o > 0, lambda: "Kernel size can't be greater than actual input size")
-        return torch.empty((input.shape[0], weight.shape[0], *spatial), dtype=input.dtype,
+        # zero input channels: torch's (N, 0, ...) result
+        out_channels = 0 if input.shape[1] == 0 else weight.shape[0]
+        return torch.empty((input.shape[0], out_channels, *spatial), dtype=input.dtype,
                            device=input.device,
                            memory_format=_out_format(input, weight, dims))
 
     @torch.library.register_fake(f"{name}_grad_input")
     def _grad_input_fake(grad_output, weight, input_size, stride, padding, dilation, groups):
+        _check_devices(grad_output, weight)
         return torch.empty(input_size, dtype=grad_output.dtype, device=grad_output.device,
                            memory_format=_out_format(grad_output, grad_output, dims))
 
     @torch.library.register_fake(f"{name}_grad_weight")
     def _grad_weight_fake(grad_output, input, weight_size, stride, padding, dilation, groups):
+        _check_devices(grad_output, input)
         return torch.empty(weight_size, dtype=grad_output.dtype, device=grad_output.device,
                            memory_format=_out_format(input, grad_output, dims))
 
@@ -103,7 +118,8 @@ def _register(dims):
         if ctx.needs_input_grad[1]:
             gw = grad_weight(grad, input, weight.shape, *ctx.params)
         if ctx.has_bias and ctx.needs_input_grad[2]:
-            gb = ops.conv_grad_bias(grad)
+            # zero input channels: the (N, 0, ...) output does not use the bias
+            gb = ops.conv_grad_bias(grad) if input.shape[1] else grad.new_zeros(weight.shape[0])
         return gi, gw, gb, None, None, None, None
 
     def conv_jvp(ctx, d_input, d_weight, d_bias, *_):

@@ -1,6 +1,5 @@
 """convext.conv1d / convext.conv2d: the signature and semantics of
 torch.nn.functional.conv1d / conv2d, computed by convext's kernels."""
-import operator
 from typing import List, Optional, Tuple, Union
 
 import torch
@@ -9,27 +8,9 @@ from torch import Tensor
 from torch.overrides import handle_torch_function, has_torch_function_variadic
 
 from . import _ops  # noqa: F401  (registers the ops)
+from ._args import _as_int, _int_list, check_layouts, parsed_like_conv
 
 __all__ = ["conv1d", "conv2d"]
-
-
-def _as_int(value, name, fn):
-    # Anything integer-like, as torch's argument parser accepts (numpy ints,
-    # integer 0-d tensors, SymInts while tracing); not bools or floats.
-    if isinstance(value, torch.SymInt):
-        return value
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise TypeError(f"{fn}(): argument '{name}' must be tuple of ints, "
-                        f"but found element of type {type(value).__name__}")
-    return operator.index(value)
-
-
-def _int_list(value, name, dims, fn):
-    """An int -> [int] * dims, a sequence -> list as given: the op broadcasts
-    1-element lists and checks lengths with torch's messages."""
-    if isinstance(value, (list, tuple, torch.Size)):
-        return [_as_int(v, name, fn) for v in value]
-    return [_as_int(value, name, fn)] * dims
 
 
 def _broadcast(values: List[int], name: str, dims: int) -> List[int]:
@@ -131,6 +112,7 @@ def _conv(input, weight, bias, stride, padding, dilation, groups, dims, kernel_s
     fn = f"conv{dims}d"
     if not isinstance(input, torch.Tensor) or not isinstance(weight, torch.Tensor):
         raise TypeError(f"{fn}(): argument 'input' and 'weight' must be Tensor")
+    check_layouts(input, weight, bias)
     groups = _as_int(groups, "groups", fn)
     stride = _int_list(stride, "stride", dims, fn)
     dilation = _int_list(dilation, "dilation", dims, fn)
@@ -139,11 +121,13 @@ def _conv(input, weight, bias, stride, padding, dilation, groups, dims, kernel_s
     return _convolve(input, weight, bias, stride, padding, dilation, groups, dims, kernel_size)
 
 
+@parsed_like_conv
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """Drop-in for torch.nn.functional.conv1d."""
     return _conv(input, weight, bias, stride, padding, dilation, groups, 1)
 
 
+@parsed_like_conv
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """Drop-in for torch.nn.functional.conv2d."""
     return _conv(input, weight, bias, stride, padding, dilation, groups, 2)

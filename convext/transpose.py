@@ -25,7 +25,8 @@ from torch import Tensor
 from torch.overrides import handle_torch_function, has_torch_function_variadic
 
 from ._ops import _out_format
-from .functional import _as_batched, _as_int, _int_list
+from ._args import _as_int, _int_list, parsed_like_conv_transpose
+from .functional import _as_batched
 
 __all__ = ["conv_transpose1d", "conv_transpose2d"]
 
@@ -278,6 +279,7 @@ def _conv_transpose(input, weight, bias, stride, padding, output_padding, groups
                       dims)
 
 
+@parsed_like_conv_transpose
 def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
                      dilation=1):
     """Drop-in for torch.nn.functional.conv_transpose1d."""
@@ -285,6 +287,7 @@ def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_paddi
                            dilation, 1)
 
 
+@parsed_like_conv_transpose
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
                      dilation=1):
     """Drop-in for torch.nn.functional.conv_transpose2d."""

@@ -51,7 +51,10 @@ def tolerance(ref, abs_ref, reduction, dtype):
     """
     out_eps = torch.finfo(dtype).eps
     acc_eps = torch.finfo(ACCUM_DTYPE[dtype]).eps
-    return out_eps * ref.abs() + (reduction + 2) * acc_eps * abs_ref
+    # below the smallest normal the output's ulp stops shrinking: one
+    # subnormal step (tiny * eps) is the floor of the final rounding
+    subnormal_ulp = torch.finfo(dtype).tiny * out_eps
+    return out_eps * ref.abs() + subnormal_ulp + (reduction + 2) * acc_eps * abs_ref
 
 
 def assert_within(actual, ref, abs_ref, reduction, dtype, what):

@@ -151,7 +151,7 @@ def run_case(emu, case, dtype):
     x, w, b = c.make(dtype)
     stride, padding, dilation, groups = c.op_params()
     if c.padding == "same":
-        x, padding = _same_padding(x, w, stride, dilation, groups, c.dims)
+        x, padding = _same_padding(x, w, stride, dilation, groups, c.dims, None)
     params = [stride, padding, dilation, groups]
     d = c.dims
     F_conv = getattr(F, f"conv{d}d")

@@ -18,7 +18,7 @@ from conftest import (FLOAT_DTYPES, ConvCase, assert_close_to_torch, assert_same
                       dtype_id)
 from test_gradients import assert_double_backward_matches
 from test_no_aten_conv import offending_ops
-from test_random_configs import check_random_case
+from test_fuzz import run_case
 
 ops = torch.ops.convext
 TORCH_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d}
@@ -105,7 +105,7 @@ def random_case(rng):
 
 @pytest.mark.parametrize("seed", range(40))
 def test_random_config_matches_torch(seed):
-    check_random_case(seed, random_case, CONVEXT_T, TORCH_T)
+    run_case(seed, random_case, CONVEXT_T, TORCH_T)
 
 
 GRADCHECK_CASES = [
@@ -268,6 +268,20 @@ BAD_CALLS = {
     "bias_2d": (2, (X2, W2, t(3, 1)), {}),
     "bias_grouped": (2, (X2, t(4, 3, 3, 3), t(3)), dict(groups=2)),
     "bias_1d": (1, (X1, W1, t(4)), {}),
+    # argument types, as torch's argument parser reports them (convext/_args.py)
+    "stride_float_positional": (2, (X2, W2, None, 1.5), {}),
+    "stride_element_float": (2, (X2, W2), dict(stride=[1, 1.5])),
+    "stride_bool": (2, (X2, W2), dict(stride=True)),
+    "groups_float": (2, (X2, W2), dict(groups=1.5)),
+    "groups_bool_1d": (1, (X1, W1), dict(groups=True)),
+    "padding_string_positional_1d": (1, (X1, W1, None, 1, "valid"), {}),
+    "bias_string": (2, (X2, W2), dict(bias="b")),
+    "input_list": (2, ([1.0], W2), {}),
+    "weight_missing": (2, (X2,), {}),
+    "too_many_arguments": (2, (X2, W2, None, 1, 0, 0, 1, 1, 5), {}),
+    "input_twice": (2, (X2, W2), dict(input=X2)),
+    "unknown_keyword": (1, (X1, W1), dict(padding_mode="zeros")),
+    "stride_past_int64": (2, (X2, W2), dict(stride=2**64)),
 }
 
 

@@ -31,7 +31,7 @@ struct ConvOps {
     const ConvShape s = check_forward_args(input, weight, bias, stride, padding, dilation,
                                            groups, D, name);
     [[maybe_unused]] auto guard = K::device_guard(input);
-    auto out = at::empty({s.N, s.OC, s.OH, s.OW},
+    auto out = at::empty({s.N, s.out_channels(), s.OH, s.OW},
                          input.options().memory_format(output_memory_format(input, weight, D)));
     if (out.numel() > 0) {
       const bool has_bias = bias.has_value() && bias->defined();

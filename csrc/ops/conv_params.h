@@ -20,6 +20,9 @@ struct ConvShape {
   int64_t icg() const { return C / G; }   // input channels per group
   int64_t ocg() const { return OC / G; }  // output channels per group
   int64_t taps() const { return KH * KW; }
+  // torch's result for an input with zero channels is (N, 0, OH, OW), not
+  // (N, OC, OH, OW) filled with the bias.
+  int64_t out_channels() const { return C == 0 ? 0 : OC; }
   // A depthwise-style conv (one input channel per group) has no reduction
   // over channels and gets direct kernels instead of the GEMM path.
   bool depthwise() const { return icg() == 1 && G > 1; }
@@ -30,7 +33,11 @@ struct ConvShape {
 };
 
 // Checks stride/padding/dilation/groups and the tensors of a forward call and
-// returns the shape. `dims` is 1 or 2; for 1D, `input`/`weight` are the
+// returns the shape, with ATen's limits and messages: padding at most 2^62 - 1,
+// extents computed exactly (no int64 overflow: every index a kernel forms
+// fits), an empty input only with zero batch or zero channels, no zero-size
+// kernel. A stride of a dim with one output position, and the dilation of a
+// one-tap dim, come back as 1. `dims` is 1 or 2; for 1D, `input`/`weight` are the
 // caller's 3D tensors and the returned shape has H = KH = 1.
 ConvShape check_forward_args(
     const at::Tensor& input, const at::Tensor& weight,

@@ -92,7 +92,7 @@ void forward_gemm(const at::Tensor& input, const at::Tensor& weight, const at::T
       src.H = 1; src.W = s.H * s.W; src.GH = 1; src.GW = s.OH * s.OW;
       return src;
     });
-  } else if (s.sh == 1 && s.sw == 1 && staging_pays(sw.size(), s.OW)) {
+  } else if (s.sh == 1 && s.sw == 1 && staging_pays(s.N * s.C, sh, sw)) {
     // Stride 1: stage padded planes so each B row is one contiguous run.
     StagedPlanes<P> st(s.N * s.C, sh, sw);
     stage_planes<P, S>(input, sh, sw, st);
@@ -115,7 +115,7 @@ void CpuKernels::forward(const at::Tensor& input, const at::Tensor& weight,
                          const at::Tensor* bias, at::Tensor& out, const ConvShape& s) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, input.scalar_type(),
                                   "convext_conv_forward_cpu", [&] {
-    if (s.depthwise()) {
+    if (depthwise_direct(s)) {
       depthwise_forward<scalar_t>(input, weight, bias, out, s);
     } else {
       with_ukernel<scalar_t>([&](const auto& uk) {

@@ -43,7 +43,8 @@ void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight,
   const int64_t M = s.icg(), OCg = s.ocg();
   const int64_t KC = kc_block<P>(uk), Mp = round_up(M, uk.mr);
   const int64_t Q_per_image_max = ceil_div(s.H, s.sh) * ceil_div(s.W, s.sw);
-  const TilePlan plan = plan_tiles(s.G * s.sh * s.sw, M, s.N * Q_per_image_max, uk.mr,
+  const int64_t n_phases = std::min(s.sh, s.H) * std::min(s.sw, s.W);
+  const TilePlan plan = plan_tiles(s.G * n_phases, M, s.N * Q_per_image_max, uk.mr,
                                    uk.nr, l2_block<P>(KC, uk.mr), l2_block<P>(KC, uk.nr));
 
   // Describe the phases and pack Wt for each (phase, group).
@@ -77,7 +78,7 @@ void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight,
   if (s.sh == 1 && s.sw == 1) {
     Phase& ph = phases[0];
     const StagedDim dh(s.OH, s.H, ph.off_h), dw(s.OW, s.W, ph.off_w);
-    if (staging_pays(dw.size(), s.W)) {
+    if (staging_pays(s.N * s.OC, dh, dw)) {
       staged.emplace(s.N * s.OC, dh, dw);
       stage_planes<P, S>(grad_out, dh, dw, *staged);
       tap_off = staged_tap_offsets(staged->Ws, dh, dw, ph.off_h, ph.off_w);
@@ -150,7 +151,7 @@ void CpuKernels::grad_input(const at::Tensor& grad_out, const at::Tensor& weight
                             at::Tensor& grad_in, const ConvShape& s) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, grad_out.scalar_type(),
                                   "convext_conv_grad_input_cpu", [&] {
-    if (s.depthwise()) {
+    if (depthwise_direct(s)) {
       depthwise_grad_input<scalar_t>(grad_out, weight, grad_in, s);
     } else {
       with_ukernel<scalar_t>([&](const auto& uk) {

@@ -3,9 +3,10 @@
 //   grad_w[m][k] = sum_q grad_out[m][q] * col[k][q]
 // m: output channel, k = (input channel, kh, kw), q = (n, oh, ow).
 // Both operands are packed straight from the tensors. Tasks own disjoint
-// output tiles; when there are too few tiles for the threads the reduction
-// is also split, into partial sums added in a fixed order afterwards, so the
-// result does not depend on scheduling.
+// output tiles; when there are too few tiles to feed many threads the
+// reduction is also split, into partial sums added in a fixed order
+// afterwards. Tiles and splits are planned for a fixed thread count, not the
+// current one, so the result is the same whatever torch.set_num_threads says.
 
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -28,12 +29,12 @@ void grad_weight_gemm(const at::Tensor& grad_out, const at::Tensor& input,
   const UKernel<T>& uk = ukernel_for<T>();
   const int64_t M = s.ocg(), N = s.icg() * s.taps(), R = s.N * s.OH * s.OW;
   const int64_t KC = kc_block(uk);
+  constexpr int64_t threads = 16;  // planned for; more still get a share of the tasks
   const TilePlan plan = plan_tiles(s.G, M, N, uk.mr, uk.nr, l2_block<T>(KC, uk.mr),
-                                   l2_block<T>(KC, uk.nr));
+                                   l2_block<T>(KC, uk.nr), threads);
   const int64_t tiles = s.G * plan.tasks_per_group();
   // Split the reduction only as far as needed to feed the threads, and never
   // into pieces shorter than a few KC blocks.
-  const int64_t threads = at::get_num_threads();
   const int64_t splits = std::max<int64_t>(
       1, std::min(ceil_div(2 * threads, tiles), R / (4 * KC)));
   const int64_t r_chunk = ceil_div(std::max<int64_t>(R, 1), splits);
@@ -108,7 +109,7 @@ void CpuKernels::grad_weight(const at::Tensor& grad_out, const at::Tensor& input
                              at::Tensor& grad_w, const ConvShape& s) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, grad_out.scalar_type(),
                                   "convext_conv_grad_weight_cpu", [&] {
-    if (s.depthwise()) {
+    if (depthwise_direct(s)) {
       depthwise_grad_weight<scalar_t>(grad_out, input, grad_w, s);
     } else {
       grad_weight_gemm<scalar_t>(grad_out, input, grad_w, s);

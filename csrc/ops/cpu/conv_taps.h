@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "ops/conv_params.h"
+#include "ops/cpu/gemm/grid.h"
 
 namespace convext {
 namespace cpu {
@@ -24,15 +25,16 @@ struct TapOffsets {
 // Stride-phase split of one spatial dim for the input gradient: input
 // positions r + s*t receive taps k with (r + p - k*d) % s == 0, reading
 // grad_output at t + (r + p - k*d) / s. [lo, hi) spans the grad_output
-// indices any phase reads.
+// indices any phase reads. Only phases r < min(s, size) hold input
+// positions, so the cost follows the sizes, never the stride's value.
 struct DimPhases {
   std::vector<std::vector<int64_t>> taps, offs;  // per phase r
   int64_t lo = 0, hi = 0;
 
   DimPhases(int64_t size, int64_t out, int64_t K, int64_t s, int64_t p, int64_t d)
-      : taps(s), offs(s), hi(out) {
+      : taps(std::min(s, size)), offs(std::min(s, size)), hi(out) {
     for (int64_t r = 0; r < s && r < size; ++r) {
-      const int64_t count = (size - r + s - 1) / s;
+      const int64_t count = ceil_div(size - r, s);
       for (int64_t k = 0; k < K; ++k) {
         const int64_t v = r + p - k * d;
         if (((v % s) + s) % s != 0) continue;

@@ -33,7 +33,7 @@ struct InputPlane {
 
   explicit InputPlane(const ConvShape& shape)
       : s(shape), PH(shape.H + 2 * shape.ph), PW(shape.W + 2 * shape.pw),
-        sub((PW + shape.sw - 1) / shape.sw),
+        sub(ceil_div(PW, shape.sw)),
         data(PH * shape.sw * sub + kRowSlack, T(0)), tap_off(shape.taps()) {
     for (int64_t kh = 0; kh < s.KH; ++kh) {
       for (int64_t kw = 0; kw < s.KW; ++kw) {
@@ -147,7 +147,7 @@ void depthwise_grad_input(const at::Tensor& grad_out, const at::Tensor& weight,
       S* dst = gi + n * is[0] + ic * is[1];
       for (int64_t rh = 0; rh < s.sh && rh < s.H; ++rh) {
         for (int64_t rw = 0; rw < s.sw && rw < s.W; ++rw) {
-          const int64_t TW = (s.W - rw + s.sw - 1) / s.sw;
+          const int64_t TW = ceil_div(s.W - rw, s.sw);
           // The taps (over every multiplier channel) that reach this phase.
           int64_t nt = 0;
           for (int64_t m = 0; m < mult; ++m)

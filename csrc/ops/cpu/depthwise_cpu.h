@@ -13,6 +13,14 @@
 namespace convext {
 namespace cpu {
 
+// The direct kernels hold zero-padded copies of planes or rows, so they take
+// depthwise convs only while the padding is small next to the sizes (every
+// real network's); the rest go to the GEMM path, whose scratch follows the
+// tensors' sizes whatever the padding, stride or dilation.
+inline bool depthwise_direct(const ConvShape& s) {
+  return s.depthwise() && s.ph <= s.H + s.OH + s.KH && s.pw <= s.W + s.OW + s.KW;
+}
+
 template <typename S>
 void depthwise_forward(const at::Tensor& input, const at::Tensor& weight,
                        const at::Tensor* bias, at::Tensor& out, const ConvShape& s);

@@ -16,7 +16,6 @@
 namespace convext {
 namespace cpu {
 
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 // Reduction block: one B micro-panel (KC x NR) should stay in L1 (~24 KiB)
@@ -80,15 +79,15 @@ void with_ukernel(Body&& body) {
 }
 
 // Splits an M x N output into tasks of MC x NC (multiples of MR, NR), making
-// blocks smaller until there are enough tasks to keep every thread busy.
+// blocks smaller until there are enough tasks to keep `threads` threads busy.
 struct TilePlan {
   int64_t MC, NC, m_blocks, n_blocks;
   int64_t tasks_per_group() const { return m_blocks * n_blocks; }
 };
 
 inline TilePlan plan_tiles(int64_t groups, int64_t M, int64_t N, int64_t mr, int64_t nr,
-                           int64_t mc_max, int64_t nc_max) {
-  const int64_t threads = at::get_num_threads();
+                           int64_t mc_max, int64_t nc_max,
+                           int64_t threads = at::get_num_threads()) {
   TilePlan p;
   p.MC = std::min(round_up(std::max<int64_t>(M, 1), mr), mc_max);
   p.NC = std::min(round_up(std::max<int64_t>(N, 1), nr), nc_max);
@@ -131,7 +130,7 @@ void store_tile(const T* c, int64_t ldc, int64_t m, int64_t q0, int64_t nq,
     if (s.len <= 0) continue;
     S* base = out.base + s.n * out.sn + (s.y * out.step_h + oh) * out.sh +
               (s.x0 * out.step_w + ow) * out.sw;
-    const int64_t xs = out.step_w * out.sw;
+    const int64_t xs = s.len > 1 ? out.step_w * out.sw : 0;  // a huge step: one column
     const T* col = c + (s.q0 - q0);
     if (out.sc == 1 && m > 1) {  // channels innermost: write along channels
       for (int64_t i = 0; i < s.len; ++i) {

@@ -16,6 +16,10 @@
 namespace convext {
 namespace cpu {
 
+// ceil(a / b) for a >= 0, b > 0, without the `a + b - 1` that can overflow
+// for a huge stride.
+inline int64_t ceil_div(int64_t a, int64_t b) { return a / b + (a % b != 0); }
+
 template <typename T>
 struct GridView {
   T* base = nullptr;                 // element (n=0, c=0, 0, 0)
@@ -61,8 +65,8 @@ inline void valid_range(int64_t start, int64_t step, int64_t len, int64_t W,
                         int64_t& lo, int64_t& hi) {
   // first i with start + i*step >= 0, first i with start + i*step >= W
   // (divisions only when needed: this runs once per packed run)
-  lo = start >= 0 ? 0 : step == 1 ? -start : (-start + step - 1) / step;
-  hi = start >= W ? 0 : step == 1 ? W - start : (W - start + step - 1) / step;
+  lo = start >= 0 ? 0 : step == 1 ? -start : ceil_div(-start, step);
+  hi = start >= W ? 0 : step == 1 ? W - start : ceil_div(W - start, step);
   lo = std::min(lo, len);
   hi = std::max(lo, std::min(hi, len));
 }

@@ -41,12 +41,15 @@ inline void gather(const GridView<const S>& v, const GridRow<S>& row, const Segm
   if (y >= 0 && y < v.H) valid_range(x, v.step_w, seg.len, v.W, lo, hi);
   for (int64_t i = 0; i < lo; ++i) dst[i * dst_stride] = T(0);
   if (lo < hi) {
-    const S* src = row.chan + seg.n * v.sn + y * v.sh + x * v.sw;
-    const int64_t ss = v.step_w * v.sw;
+    // From the first element inside the source: x itself may lie far out in
+    // the padding, and a step past the source's width is never multiplied.
+    const S* src = row.chan + seg.n * v.sn + y * v.sh + (x + lo * v.step_w) * v.sw;
+    T* d = dst + lo * dst_stride;
+    const int64_t n = hi - lo, ss = n > 1 ? v.step_w * v.sw : 0;
     if (ss == 1 && dst_stride == 1) {
-      for (int64_t i = lo; i < hi; ++i) dst[i] = pack_value<T>(src[i]);
+      for (int64_t i = 0; i < n; ++i) d[i] = pack_value<T>(src[i]);
     } else {
-      for (int64_t i = lo; i < hi; ++i) dst[i * dst_stride] = pack_value<T>(src[i * ss]);
+      for (int64_t i = 0; i < n; ++i) d[i * dst_stride] = pack_value<T>(src[i * ss]);
     }
   }
   for (int64_t i = hi; i < seg.len; ++i) dst[i * dst_stride] = T(0);
@@ -59,7 +62,7 @@ inline void gather(const GridView<const S>& v, const GridRow<S>& row, const Segm
 template <typename S>
 inline void prefetch_row(const GridView<const S>& v, const GridRow<S>& row,
                          const std::vector<Segment>& segs) {
-  if (v.step_w * v.sw != 1) return;
+  if (v.step_w != 1 || v.sw != 1) return;
   constexpr int64_t kLine = 64 / sizeof(S);
   const S* last = nullptr;
   for (const auto& s : segs) {
@@ -67,6 +70,7 @@ inline void prefetch_row(const GridView<const S>& v, const GridRow<S>& row,
     if (y < 0 || y >= v.H) continue;
     const int64_t x = std::max<int64_t>(0, s.x0 + row.dx);
     const int64_t xe = std::min<int64_t>(v.W, s.x0 + row.dx + s.len);
+    if (x >= xe) continue;  // all padding (x may be far past the row)
     const S* base = row.chan + s.n * v.sn + y * v.sh;
     for (const S* p = base + x; p < base + xe; p += kLine) {
       if (p >= last + kLine || p < last) __builtin_prefetch(p);  // once per line

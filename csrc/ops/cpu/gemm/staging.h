@@ -23,8 +23,8 @@ namespace cpu {
 // One spatial dim: grid positions t in [0, G) read source index t + off[tap]
 // (zero outside [0, S)). The staged dim spans source indices [lo, hi).
 struct StagedDim {
-  int64_t lo, hi;
-  StagedDim(int64_t S, int64_t G, const std::vector<int64_t>& offs) : lo(0), hi(S) {
+  int64_t S, G, lo, hi;
+  StagedDim(int64_t S, int64_t G, const std::vector<int64_t>& offs) : S(S), G(G), lo(0), hi(S) {
     for (int64_t o : offs) {
       lo = std::min(lo, o);
       hi = std::max(hi, G + o);
@@ -45,8 +45,13 @@ struct StagedPlanes {
 };
 
 // Overcomputing Ws - G columns per grid row pays off while it is a small
-// part of the row; beyond that the row gather is cheaper.
-inline bool staging_pays(int64_t Ws, int64_t G) { return 8 * (Ws - G) <= G; }
+// part of the row; beyond that the row gather is cheaper. The staged rows
+// must stay within a few times the grid's and the source's (a huge dilation
+// or padding would otherwise size the planes), and the buffer within int64.
+inline bool staging_pays(int64_t planes, const StagedDim& h, const StagedDim& w) {
+  return w.size() - w.G <= w.G / 8 && h.size() <= 2 * (__int128(h.G) + h.S) &&
+         __int128(planes) * h.size() * w.size() < (__int128(1) << 62);
+}
 
 // Copies every (n, c) plane of t (N, C, H, W; any strides) into the staged
 // planes, at row -h.lo and column -w.lo, converting to P; the rest is zero.
