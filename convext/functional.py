@@ -61,14 +61,6 @@ def _same_padding(input: Tensor, weight: Tensor, stride: List[int], dilation: Li
     return input, left
 
 
-def _torch_function(dims: int, input, weight, bias, stride, padding, dilation, groups):
-    """FX proxies, tensor subclasses and TorchFunctionModes see convext's
-    public function as one call, as with torch.nn.functional's."""
-    fn = conv1d if dims == 1 else conv2d
-    return handle_torch_function(fn, (input, weight, bias), input, weight, bias, stride=stride,
-                                 padding=padding, dilation=dilation, groups=groups)
-
-
 def _as_batched(input: Tensor, dims: int, fn: str) -> Tuple[Tensor, bool]:
     """(input with a batch dim, whether it had one), with torch's check.
     Shared by conv and conv_transpose; TorchScript compiles it."""
@@ -84,10 +76,8 @@ def _convolve(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: Lis
               padding: Union[str, List[int]], dilation: List[int], groups: int, dims: int,
               kernel_size: Optional[List[int]] = None) -> Tensor:
     """The convolution once arguments are parsed; TorchScript compiles it for
-    the modules (see modules.py)."""
-    if not torch.jit.is_scripting():
-        if has_torch_function_variadic(input, weight, bias):
-            return _torch_function(dims, input, weight, bias, stride, padding, dilation, groups)
+    the modules (see modules.py), and _conv calls it once the arguments are
+    plain (no __torch_function__ left to honour)."""
     input, batched = _as_batched(input, dims, f"conv{dims}d")
     if isinstance(padding, str):
         if padding == "valid":
@@ -106,9 +96,14 @@ def _convolve(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: Lis
 
 
 def _conv(input, weight, bias, stride, padding, dilation, groups, dims, kernel_size=None):
-    """Parses arguments as torch's argument parser does (Python only)."""
+    """Parses arguments as torch's argument parser does (Python only). FX
+    proxies, tensor subclasses and TorchFunctionModes see the public function
+    as one call, as with torch.nn.functional's."""
     if has_torch_function_variadic(input, weight, bias):
-        return _torch_function(dims, input, weight, bias, stride, padding, dilation, groups)
+        fn = conv1d if dims == 1 else conv2d
+        return handle_torch_function(fn, (input, weight, bias), input, weight, bias,
+                                     stride=stride, padding=padding, dilation=dilation,
+                                     groups=groups)
     fn = f"conv{dims}d"
     if not isinstance(input, torch.Tensor) or not isinstance(weight, torch.Tensor):
         raise TypeError(f"{fn}(): argument 'input' and 'weight' must be Tensor")
