@@ -84,10 +84,10 @@ bool forward_mma(const at::Tensor& input, const at::Tensor& weight, const at::Te
     p.N = s.N, p.C = s.C, p.H = s.H, p.W = s.W, p.OC = s.OC, p.KH = s.KH, p.KW = s.KW;
     p.OH = s.OH, p.OW = s.OW, p.sh = s.sh, p.sw = s.sw, p.ph = s.ph, p.pw = s.pw;
     p.dh = s.dh, p.dw = s.dw, p.M = M, p.K = K;
-    const int64_t blocks =
-        (M + MmaTile::BM - 1) / MmaTile::BM * ((s.OC + MmaTile::BN - 1) / MmaTile::BN);
+    using P = MmaForwardTile<S>;
+    const int64_t blocks = (M + P::BM - 1) / P::BM * ((s.OC + P::BN - 1) / P::BN);
     if (blocks > kMax) return false;
-    launch<igemm_mma_forward_kernel<S>>(blocks, MmaTile::kThreads, read_ptr<S>(input),
+    launch<igemm_mma_forward_kernel<S>>(blocks, P::kThreads, read_ptr<S>(input),
                                         read_ptr<S>(w), bias ? read_ptr<S>(b) : nullptr,
                                         write_ptr<S>(out), p);
     return true;
