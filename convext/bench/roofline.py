@@ -74,7 +74,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import suites
+from . import machine, suites
 
 TFLOP = 1e12
 
@@ -87,7 +87,14 @@ class Gpu:
     bandwidth: float    # HBM bytes/s
 
 
-H100_SXM = Gpu("H100 SXM", {"half": 989 * TFLOP, "tf32": 494 * TFLOP}, 67 * TFLOP, 3.35e12)
+def _datasheet(label, bandwidth):
+    """A GPU of machine.GPU_PEAK_TFLOPS (the benchmark's % peak table)."""
+    peaks = next(t for _, name, t in machine.GPU_PEAK_TFLOPS if name == label)
+    return Gpu(label, {"half": peaks["bfloat16"] * TFLOP, "tf32": peaks["tf32"] * TFLOP},
+               peaks["float32"] * TFLOP, bandwidth)
+
+
+H100_SXM = _datasheet("H100 SXM", 3.35e12)  # HBM3: 3.35 TB/s
 
 # Modelled dtypes: label -> (element bytes, compute mode). bf16 and fp16 have
 # the same peak and size, so one row stands for both. "ieee" is float32 with
