@@ -5,7 +5,7 @@
 # the benchmark's JSON and Markdown to benchmarks/results/ and every step's log
 # to benchmarks/results/gpu_run/ (and to $OUT/ as well when $OUT is set).
 #
-#   bash benchmarks/gpu/run.sh              # everything (about 15 min on an H100)
+#   bash benchmarks/gpu/run.sh              # everything
 #   bash benchmarks/gpu/run.sh --dry-run    # print the plan: the commands, nothing run
 #   bash benchmarks/gpu/run.sh --quick      # the benchmark's quick suite instead
 #   bash benchmarks/gpu/run.sh --skip-build --skip-tests   # time again, reusing the build
