@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 import convext
 from convext.bench import cases, correctness, machine, models, report, runner, suites
+from convext.bench import tf32 as bench_tf32
 
 ROOT = Path(__file__).resolve().parents[1]
 # One thread, one round, no minimum time: seconds even on a busy 2-core machine.
@@ -48,7 +49,10 @@ def test_command_line_writes_table_json_and_markdown(tmp_path):
                 "machine", "platform"):
         assert key in meta
     assert meta["threads"] == 1 and {"commit", "dirty"} <= set(meta["git"])
-    assert result["settings"]["tf32"] == {"cudnn": False, "matmul": False, "applies": False}
+    tf32 = result["settings"]["tf32"]
+    assert tf32["enabled"] and not tf32["applies"] and not tf32["in_effect"]
+    assert tf32["native"] == tf32["convext"] == bench_tf32.CPU
+    assert result["settings"]["tolerance"] == {"float32": 1e-4}  # CPU: TF32 changes nothing
     (row,) = result["rows"]
     assert row["shape"] == "tiny.3x3" and row["error"] is None and row["check"]["ok"]
     assert set(row["timings"]) == {"fwd", "bwd", "fwdbwd"}
@@ -84,6 +88,47 @@ def test_mismatch_is_marked(monkeypatch):
     headers, table = report.shape_table([row], ["fwd"])
     assert table[0][0].startswith("!!") and table[0][-1].startswith("MISMATCH")
     assert report.geomeans([row], ["fwd"])["n"] == 0  # excluded from the geomean
+
+
+@pytest.fixture
+def restore_tf32():
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark = saved
+
+
+@pytest.mark.parametrize("argv, enabled", [([], True), (["--tf32"], True), (["--no-tf32"], False)])
+def test_tf32_flag_sets_torch_conv_setting_for_both_sides(argv, enabled, restore_tf32):
+    """Default: torch's default for convs (TF32 on); --no-tf32 turns it off; the
+    record says per side which mode float32 runs in, and the gate follows it."""
+    args = runner.parser().parse_args(argv)
+    assert args.tf32 is enabled
+    rec = runner._backend_flags("cuda", args)  # sets flags only: no GPU needed
+    assert torch.backends.cudnn.allow_tf32 is enabled and rec["in_effect"] is enabled
+    if rec["cudnn_conv_fp32_precision"] is not None:
+        assert (rec["cudnn_conv_fp32_precision"] == "tf32") is enabled  # off: "ieee"/"none"
+    assert rec["native"] == (bench_tf32.NATIVE_ON if enabled else bench_tf32.NATIVE_OFF)
+    assert rec["convext"] == (bench_tf32.CONVEXT_ON if enabled else bench_tf32.CONVEXT_OFF)
+    line = bench_tf32.line(rec)
+    assert rec["native"] in line and rec["convext"] in line
+    tol = correctness.tolerance(torch.float32, rec["in_effect"])
+    assert tol == (correctness.TF32_TOLERANCE if enabled else correctness.TOLERANCE[torch.float32])
+    # The fp32 peak follows the mode too: TF32 tensor cores, or the CUDA-core rate.
+    assert machine.gpu_peak("float32", "NVIDIA H100 80GB HBM3", rec["in_effect"])[0] == (
+        494e3 if enabled else 67e3)
+    assert machine.gpu_peak("bfloat16", "NVIDIA H100 80GB HBM3", rec["in_effect"])[0] == 989e3
+    cpu = runner._backend_flags("cpu", args)
+    assert not cpu["in_effect"] and cpu["native"] == bench_tf32.CPU
+
+
+def test_no_tf32_on_cpu_runs_unchanged(tmp_path, restore_tf32):
+    """On CPU --no-tf32 changes nothing: same tolerance, same file names."""
+    assert runner.main([*FAST, "--shapes", "tiny.3x3", "--no-tf32", "--out", str(tmp_path)]) == 0
+    result, md = _outputs(tmp_path)
+    assert not result["settings"]["tf32"]["enabled"]
+    assert result["settings"]["tolerance"] == {"float32": 1e-4}
+    assert not any("no-tf32" in p.name for p in tmp_path.iterdir())
+    assert "TF32: does not apply on CPU" in md
 
 
 def test_correctness_tolerance_is_scale_free():
@@ -142,7 +187,7 @@ def test_cuda_both_layouts(tmp_path):
     fast_cuda = [a if a != "cpu" else "cuda" for a in FAST]
     assert runner.main([*fast_cuda, "--dtypes", "fp32,bf16", "--out", str(tmp_path)]) == 0
     result, md = _outputs(tmp_path)
-    assert result["meta"]["gpu"]["name"] and result["settings"]["tf32"]["applies"]
+    assert result["meta"]["gpu"]["name"] and result["settings"]["tf32"]["in_effect"]
     assert {(r["dtype"], r["layout"]) for r in result["rows"]} == {
         (d, l) for d in ("float32", "bfloat16") for l in ("nchw", "channels_last")}
     assert "float32/convext_channels_last_vs_native_nchw" in result["summary"]

@@ -103,8 +103,9 @@ def timed_pair(fns, threads, timing_opts, flops=None, peak=None):
 
 
 def bench_shape(shape, dtype, device, layout, directions, threads, timing_opts, peak,
-                tf32=False):
-    """Returns the row dict; a failing shape gets its error in the row."""
+                tol=None):
+    """Returns the row dict; a failing shape gets its error in the row.
+    tol: the gate's tolerance (default: the dtype's without TF32)."""
     batch = shape.batch_for(device)
     flops = shape.flops_fwd(batch)
     row = {"shape": shape.name, "desc": shape.describe(), "dims": shape.dims, "batch": batch,
@@ -115,7 +116,7 @@ def bench_shape(shape, dtype, device, layout, directions, threads, timing_opts, 
         convs = {impl: conv_fn(impl, shape) for impl in IMPLS}
         row["check"] = correctness.compare(results(convs["convext"], x, w, b, go),
                                            results(convs["native"], x, w, b, go),
-                                           correctness.tolerance(dtype, tf32))
+                                           tol or correctness.tolerance(dtype))
         for direction in directions:
             fns = {impl: direction_fn(convs[impl], direction, x, w, b, go) for impl in IMPLS}
             row["timings"][direction] = timed_pair(

@@ -17,15 +17,21 @@ import convext
 _TOP = Path(__file__).resolve().parents[2]
 ROOT = _TOP if (_TOP / "benchmarks").is_dir() and (_TOP / "setup.py").is_file() else None
 
-# Dense (no sparsity) peak TFLOP/s. fp32 is the CUDA-core rate (convext does
-# not use TF32); fp16/bf16 are tensor-core rates; fp64 is the non-tensor rate.
-# From NVIDIA's H100/H200 datasheets. First matching name wins.
+# Dense (no sparsity) peak TFLOP/s. fp32 is the CUDA-core rate, tf32 the
+# tensor-core rate float32 convs get with TF32 on; fp16/bf16 are tensor-core
+# rates; fp64 is the non-tensor rate. From NVIDIA's H100/H200 datasheets
+# (their TF32 figures are with sparsity: halved here). First matching name wins.
 GPU_PEAK_TFLOPS = [
-    ("H200 NVL", "H200 NVL", {"float64": 30, "float32": 60, "bfloat16": 835, "float16": 835}),
-    ("H200", "H200 SXM", {"float64": 34, "float32": 67, "bfloat16": 989, "float16": 989}),
-    ("H100 NVL", "H100 NVL", {"float64": 30, "float32": 60, "bfloat16": 835, "float16": 835}),
-    ("H100 PCIe", "H100 PCIe", {"float64": 26, "float32": 51, "bfloat16": 756, "float16": 756}),
-    ("H100", "H100 SXM", {"float64": 34, "float32": 67, "bfloat16": 989, "float16": 989}),
+    ("H200 NVL", "H200 NVL",
+     {"float64": 30, "float32": 60, "tf32": 418, "bfloat16": 835, "float16": 835}),
+    ("H200", "H200 SXM",
+     {"float64": 34, "float32": 67, "tf32": 494, "bfloat16": 989, "float16": 989}),
+    ("H100 NVL", "H100 NVL",
+     {"float64": 30, "float32": 60, "tf32": 418, "bfloat16": 835, "float16": 835}),
+    ("H100 PCIe", "H100 PCIe",
+     {"float64": 26, "float32": 51, "tf32": 378, "bfloat16": 756, "float16": 756}),
+    ("H100", "H100 SXM",
+     {"float64": 34, "float32": 67, "tf32": 494, "bfloat16": 989, "float16": 989}),
 ]
 
 def _run(cmd):
@@ -67,20 +73,23 @@ def cpu_peak(dtype, threads):
                              f"x {used} cores")
 
 
-def gpu_peak(dtype, name):
+def gpu_peak(dtype, name, tf32=False):
+    """tf32: float32 convs may run on TF32 tensor cores, so their peak is the
+    TF32 rate (a kernel that stays on full float32 shows a low %)."""
+    key_dtype = "tf32" if dtype == "float32" and tf32 else dtype
     for key, label, table in GPU_PEAK_TFLOPS:
-        if key in name and dtype in table:
-            kind = {"float32": "CUDA-core FP32 (no TF32)", "float64": "FP64 non-tensor"}.get(
-                dtype, "dense tensor-core")
-            return table[dtype] * 1e3, f"{label} datasheet, {kind}, no sparsity"
-    return None, f"no peak table entry for {name!r} {dtype}; pass --peak-gflops"
+        if key in name and key_dtype in table:
+            kind = {"float32": "CUDA-core FP32 (no TF32)", "float64": "FP64 non-tensor",
+                    "tf32": "TF32 tensor-core"}.get(key_dtype, "dense tensor-core")
+            return table[key_dtype] * 1e3, f"{label} datasheet, {kind}, no sparsity"
+    return None, f"no peak table entry for {name!r} {key_dtype}; pass --peak-gflops"
 
 
-def peak_gflops(device, dtype, threads, override=None):
+def peak_gflops(device, dtype, threads, override=None, tf32=False):
     if override:
         return override, "--peak-gflops"
     if device == "cuda":
-        return gpu_peak(dtype, torch.cuda.get_device_name())
+        return gpu_peak(dtype, torch.cuda.get_device_name(), tf32)
     return cpu_peak(dtype, threads)
 
 

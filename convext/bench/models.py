@@ -210,7 +210,7 @@ def _infer(model, x):
     return infer
 
 
-def bench_model(case, profile, dtype, device, layout, threads, timing_opts, tf32=False):
+def bench_model(case, profile, dtype, device, layout, threads, timing_opts, tol=None):
     shape = case.input_shape(profile, device)
     row = {"model": case.name, "batch": shape[0], "input": list(shape),
            "dtype": str(dtype).replace("torch.", ""), "layout": layout,
@@ -221,7 +221,7 @@ def bench_model(case, profile, dtype, device, layout, threads, timing_opts, tf32
         x = torch.randn(shape, generator=gen).to(device=device, dtype=dtype).contiguous(
             memory_format=memory_format(layout, case.dims))
         # Errors compound through a deep network: allow 10x the single-conv tolerance.
-        row["check"] = _check(models, x, 10 * correctness.tolerance(dtype, tf32))
+        row["check"] = _check(models, x, 10 * (tol or correctness.tolerance(dtype)))
         for m in models.values():
             m.train()
         opts = {impl: torch.optim.SGD(m.parameters(), lr=1e-4, momentum=0.9)

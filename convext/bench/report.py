@@ -5,6 +5,8 @@ always show the same numbers."""
 import json
 import math
 
+from .tf32 import line as tf32_line
+
 LABEL = {"fwd": "fwd", "bwd": "bwd", "fwdbwd": "fwd+bwd", "train": "train", "infer": "infer"}
 SHORT = {**LABEL, "fwdbwd": "f+b"}  # table headers, to keep rows under ~140 columns
 LAYOUT = {"nchw": "NCHW (contiguous)", "channels_last": "channels_last"}
@@ -165,9 +167,10 @@ def settings_lines(result):
         + (f", CUDA {m['gpu']['cuda_runtime']}, cuDNN {m['gpu']['cudnn']}, driver "
            f"{m['gpu']['driver']}" if "gpu" in m else ""),
         f"commit: {m['git']['commit']}" + (" (dirty tree)" if m["git"]["dirty"] else ""),
-        f"threads: {m['threads']} (both sides)  |  TF32: cudnn.allow_tf32={tf32['cudnn']}, "
-        f"cuda.matmul.allow_tf32={tf32['matmul']}" + ("" if tf32["applies"] else " (GPU only)")
+        f"threads: {m['threads']} (both sides)"
         + (f"  |  cudnn.benchmark={s['cudnn_benchmark']}" if m["device"] == "cuda" else ""),
+        tf32_line(tf32) + "; tolerance " + ", ".join(
+            f"{d} {t:g}" for d, t in s.get("tolerance", {}).items()),
         f"timing: interleaved rounds, min {s['timing']['min_run_time']} s and "
         f"{s['timing']['min_rounds']} rounds per side; medians; bwd = {s['bwd_method']}",
         f"time: {m['timestamp']}, wall {result['wall_s']:.0f} s; load average (1 min) "

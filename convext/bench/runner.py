@@ -12,7 +12,7 @@ import torch
 
 import convext
 
-from . import cases, machine, models, plot, report, suites
+from . import cases, correctness, machine, models, plot, report, suites, tf32
 from .progress import Progress
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float64": torch.float64,
@@ -70,8 +70,11 @@ def parser():
                         "the repository's benchmarks/results holds the committed ones")
     p.add_argument("--plot", action="store_true",
                    help="also write <device-tag>.png (needs matplotlib)")
-    p.add_argument("--tf32", action="store_true",
-                   help="let native fp32 use TF32 on GPU (default off: convext does not)")
+    p.add_argument("--tf32", action=argparse.BooleanOptionalAction, default=True,
+                   help="float32 convs may use TF32 on GPU, the same torch setting for both "
+                        "sides (torch.backends.cudnn.allow_tf32, which convext follows too); "
+                        "default on, as F.conv2d; --no-tf32: full float32 on both sides "
+                        "(its files get a -no-tf32 tag). No effect on CPU")
     p.add_argument("--no-cudnn-benchmark", action="store_true",
                    help="leave torch.backends.cudnn.benchmark off (default on: cuDNN autotunes)")
     p.add_argument("--peak-gflops", type=float,
@@ -103,13 +106,9 @@ def _device(choice):
 
 
 def _backend_flags(device, args):
-    """Set TF32/cuDNN flags for both sides and return them for the record."""
-    torch.backends.cudnn.allow_tf32 = args.tf32
-    torch.backends.cuda.matmul.allow_tf32 = args.tf32
+    """Set TF32/cuDNN flags for both sides and return the TF32 record."""
     torch.backends.cudnn.benchmark = device == "cuda" and not args.no_cudnn_benchmark
-    return {"cudnn": torch.backends.cudnn.allow_tf32,
-            "matmul": torch.backends.cuda.matmul.allow_tf32,
-            "applies": device == "cuda"}
+    return tf32.apply(args.tf32, device)
 
 
 def _wanted(dims, layout, layouts):
@@ -125,8 +124,10 @@ def _report_row(progress, row, what):
                       f"{row['check']['tol']:g}: {row['check']['errors']}")
 
 
-def _plan(args, device):
-    """What to run: the settings that go into the JSON, plus the shapes."""
+def _plan(args, device, tf32_on=False):
+    """What to run: the settings that go into the JSON, plus the shapes.
+    tf32_on: float32 convs may use TF32 (GPU with the flag on): the fp32
+    peak and tolerance follow it."""
     dtypes = [str(DTYPES[d]).replace("torch.", "")
               for d in _csv(args.dtypes or DEFAULT_DTYPES[device], DTYPES, "dtype")]
     layouts = ["channels_last"] if args.channels_last else _csv(
@@ -143,7 +144,8 @@ def _plan(args, device):
     timing_opts = {"min_run_time": run_time if args.min_run_time is None else args.min_run_time,
                    "min_rounds": args.min_rounds or rounds, "block_s": block,
                    "warmup_s": warmup}
-    peaks = {d: machine.peak_gflops(device, d, args.threads, args.peak_gflops) for d in dtypes}
+    peaks = {d: machine.peak_gflops(device, d, args.threads, args.peak_gflops, tf32_on)
+             for d in dtypes}
     settings = {
         "suite": suite, "dtypes": dtypes, "layouts": layouts,
         "directions": _csv(args.directions, cases.DIRECTIONS, "direction"),
@@ -154,6 +156,7 @@ def _plan(args, device):
         "flops": "fwd = 2*N*OC*prod(out)*Cin/groups*prod(kernel) (bias not counted); "
                  "bwd = 2x fwd (grad_input + grad_weight); fwd+bwd = 3x fwd",
         "peak": {d: {"gflops": g, "how": how} for d, (g, how) in peaks.items()},
+        "tolerance": {d: correctness.tolerance(DTYPES[d], tf32_on) for d in dtypes},
     }
     return settings, shapes
 
@@ -173,13 +176,14 @@ def _measure(settings, shapes, device, args):
         progress.step(what)
         rows.append(cases.bench_shape(
             shape, DTYPES[dtype], device, layout, settings["directions"], args.threads,
-            timing_opts, settings["peak"][dtype]["gflops"], tf32=args.tf32))
+            timing_opts, settings["peak"][dtype]["gflops"], settings["tolerance"][dtype]))
         _report_row(progress, rows[-1], what)
     for case, dtype, layout in model_plan:
         what = f"model {case.name} {dtype} {layout}"
         progress.step(what)
         model_rows.append(models.bench_model(case, settings["model_size"], DTYPES[dtype], device,
-                                             layout, args.threads, timing_opts, tf32=args.tf32))
+                                             layout, args.threads, timing_opts,
+                                             settings["tolerance"][dtype]))
         _report_row(progress, model_rows[-1], what)
     progress.close()
     return rows, model_rows
@@ -190,8 +194,8 @@ def run(args):
     start, load_start = time.perf_counter(), machine.load_average()
     device = _device(args.device)
     torch.set_num_threads(args.threads)
-    tf32 = _backend_flags(device, args)
-    settings, shapes = _plan(args, device)
+    tf32_record = _backend_flags(device, args)
+    settings, shapes = _plan(args, device, tf32_record["in_effect"])
     rows, model_rows = _measure(settings, shapes, device, args)
 
     argv = args.argv if hasattr(args, "argv") else sys.argv[1:]
@@ -201,7 +205,7 @@ def run(args):
         command="python -m convext.bench " + shlex.join(argv), argv=argv,
         args={k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
               if k != "argv"},
-        tf32=tf32, cudnn_benchmark=torch.backends.cudnn.benchmark)
+        tf32=tf32_record, cudnn_benchmark=torch.backends.cudnn.benchmark)
     result = {"schema": 1, "meta": meta, "settings": settings, "rows": rows,
               "models": model_rows}
     result["summary"] = report.summary(result)
@@ -212,7 +216,8 @@ def run(args):
 def save(result, args):
     """Write <tag>.json and <tag>.md (and .png); return the paths."""
     args.out.mkdir(parents=True, exist_ok=True)
-    tag = machine.device_tag(result["meta"]) + ("-quick" if args.quick else "")
+    tag = machine.device_tag(result["meta"]) + ("-quick" if args.quick else "") + (
+        "-no-tf32" if result["settings"]["tf32"]["applies"] and not args.tf32 else "")
     paths = [args.out / f"{tag}.json", args.out / f"{tag}.md"]
     report.write_json(result, paths[0])
     paths[1].write_text(report.markdown(result))
