@@ -4,6 +4,7 @@
 
 #include "ops/cpu/gemm/microkernel.h"
 #include "ops/cpu/gemm/peak_probe.h"
+#include "ops/cpu/scratch.h"
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "convext kernels; the ops are torch.ops.convext.*";
@@ -21,4 +22,9 @@ PYBIND11_MODULE(_C, m) {
         pybind11::arg("seconds") = 0.05,
         "GFLOP/s one core's GEMM microkernel sustains on cache-resident data (the benchmark's "
         "CPU peak).", pybind11::call_guard<pybind11::gil_scoped_release>());
+  m.def("scratch_stats",
+        [](bool reset) { return convext::cpu::scratch_counter().peak_bytes(reset); },
+        pybind11::arg("reset") = false,
+        "Peak bytes of CPU kernel scratch memory alive at once since the last reset (per-thread "
+        "buffers of every thread included); reset=True also starts a new peak.");
 }

@@ -56,6 +56,10 @@ def test_command_line_writes_table_json_and_markdown(tmp_path):
     (row,) = result["rows"]
     assert row["shape"] == "tiny.3x3" and row["error"] is None and row["check"]["ok"]
     assert set(row["timings"]) == {"fwd", "bwd", "fwdbwd"}
+    sc = row["scratch"]  # peak CPU scratch bytes per direction, against the output's
+    assert sc["fwd"] > 0 and sc["bwd"] > 0 and sc["out"] == 8 * 8 * 8 * 4  # (1, 8, 8, 8) float32
+    assert sc["fwd_per_out"] == sc["fwd"] / sc["out"]
+    assert "scratch/out f,b" in md and "peak scratch / output bytes, worst" in md
     for t in row["timings"].values():
         for side in ("convext", "native"):
             assert {"median", "q1", "q3", "iqr", "n", "number"} <= set(t[side])

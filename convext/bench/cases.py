@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 import convext
+from convext import _C
 
 from . import correctness, timing
 
@@ -76,6 +77,24 @@ def results(conv, x, w, b, go):
     return {"out": y, "grad_input": gx, "grad_weight": gw, "grad_bias": gb}
 
 
+def scratch(conv, x, w, b, go):
+    """Peak bytes of convext's CPU scratch memory (convext._C.scratch_stats:
+    packed panels, staged planes, partial sums, every thread's buffers) in one
+    forward and in one backward (input, weight and bias grads), at the run's
+    thread count; the rule is that neither exceeds the output's bytes."""
+    _C.scratch_stats(reset=True)
+    with torch.no_grad():
+        conv(x, w, b)
+    fwd = _C.scratch_stats(reset=True)
+    y = conv(x, w, b)
+    _C.scratch_stats(reset=True)
+    torch.autograd.grad(y, (x, w, b), go)
+    bwd = _C.scratch_stats(reset=True)
+    out = y.numel() * y.element_size()
+    return {"fwd": fwd, "bwd": bwd, "out": out,
+            "fwd_per_out": fwd / out if out else None, "bwd_per_out": bwd / out if out else None}
+
+
 @contextlib.contextmanager
 def row_errors(row, device):
     """An exception inside becomes row["error"]: one failing shape or model
@@ -110,13 +129,15 @@ def bench_shape(shape, dtype, device, layout, directions, threads, timing_opts, 
     flops = shape.flops_fwd(batch)
     row = {"shape": shape.name, "desc": shape.describe(), "dims": shape.dims, "batch": batch,
            "dtype": str(dtype).replace("torch.", ""), "layout": layout, "flops_fwd": flops,
-           "check": None, "error": None, "timings": {}}
+           "check": None, "error": None, "timings": {}, "scratch": None}
     with row_errors(row, device):
         x, w, b, go = make_inputs(shape, batch, dtype, device, layout)
         convs = {impl: conv_fn(impl, shape) for impl in IMPLS}
         row["check"] = correctness.compare(results(convs["convext"], x, w, b, go),
                                            results(convs["native"], x, w, b, go),
                                            tol or correctness.tolerance(dtype))
+        if device == "cpu":
+            row["scratch"] = scratch(convs["convext"], x, w, b, go)
         for direction in directions:
             fns = {impl: direction_fn(convs[impl], direction, x, w, b, go) for impl in IMPLS}
             row["timings"][direction] = timed_pair(

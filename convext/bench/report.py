@@ -69,12 +69,36 @@ def headline(directions):
     return "fwdbwd" if "fwdbwd" in directions else directions[0]
 
 
+def _scratch_cell(row):
+    """Peak scratch bytes over the output's bytes, forward and backward."""
+    sc = row.get("scratch")
+    if not sc or sc["fwd_per_out"] is None:
+        return "-"
+    return f"{sc['fwd_per_out']:.2f},{sc['bwd_per_out']:.2f}"
+
+
+def scratch_worst(rows):
+    """The largest scratch/out of the rows, per direction, with its shape."""
+    out = {}
+    for d in ("fwd", "bwd"):
+        ratios = [(r["scratch"][f"{d}_per_out"], r["shape"]) for r in rows
+                  if r.get("scratch") and r["scratch"][f"{d}_per_out"] is not None]
+        if ratios:
+            out[d] = dict(zip(("ratio", "shape"), max(ratios)))
+    return out
+
+
+def _scratch_line(worst):
+    parts = [f"{d} {w['ratio']:.2f} ({w['shape']})" for d, w in worst.items()]
+    return "peak scratch / output bytes, worst: " + ", ".join(parts) if parts else None
+
+
 def shape_table(rows, directions):
     head = headline(directions)
     headers = ["shape", "N"]
     for d in directions:
         headers += [f"{SHORT[d]} cx", f"{SHORT[d]} nat", f"{SHORT[d]} ratio"]
-    headers += [f"cx GF/s {SHORT[head]}", "%peak", "check"]
+    headers += [f"cx GF/s {SHORT[head]}", "%peak", "scratch/out f,b", "check"]
     table = []
     for row in rows:
         name = row["shape"] if _ok(row) else "!! " + row["shape"]
@@ -86,7 +110,7 @@ def shape_table(rows, directions):
         t = row["timings"].get(head)
         pct = t and t.get("pct_peak_convext")
         cells += [f"{t['gflops_convext']:.1f}" if t else "-",
-                  f"{pct:.0f}%" if pct is not None else "-", _status(row)]
+                  f"{pct:.0f}%" if pct is not None else "-", _scratch_cell(row), _status(row)]
         table.append(cells)
     return headers, table
 
@@ -149,6 +173,8 @@ def _sections(result):
             footer.append(_geomean_line(cross, directions,
                                         "convext(channels_last)/native(NCHW)"))
         footer.append(_peak_line(dtype, s["peak"].get(dtype, {})))
+        if line := _scratch_line(scratch_worst(rows)):
+            footer.append(line)
         yield (title, *shape_table(rows, directions), footer)
     modes = ["train", "infer"]
     for (dtype, layout), rows in groups(result.get("models", [])).items():
@@ -205,6 +231,8 @@ def summary(result):
     directions = result["settings"]["directions"]
     by_group = groups(result["rows"])
     out = {f"{d}/{l}": geomeans(rows, directions) for (d, l), rows in by_group.items()}
+    for (d, l), rows in by_group.items():
+        out[f"{d}/{l}"]["scratch_worst"] = scratch_worst(rows)
     for (d, l), rows in by_group.items():
         if l == "channels_last" and (d, "nchw") in by_group:
             out[f"{d}/convext_channels_last_vs_native_nchw"] = cross_layout(

@@ -48,7 +48,7 @@ void forward_gemm(const at::Tensor& input, const at::Tensor& weight, const at::T
                               a.ptr + g * Mp * Kp + k0 * Mp);
     }
   });
-  std::vector<T> b(bias ? s.OC : 0);
+  ScratchVector<T> b(bias ? s.OC : 0);
   if (bias) {
     const at::Tensor bc = bias->contiguous();
     const S* bp = bc.const_data_ptr<S>();

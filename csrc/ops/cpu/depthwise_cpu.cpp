@@ -17,6 +17,7 @@
 #include "ops/cpu/conv_kernels_cpu.h"
 #include "ops/cpu/conv_taps.h"
 #include "ops/cpu/gemm/microkernel.h"
+#include "ops/cpu/scratch.h"
 
 namespace convext {
 namespace cpu {
@@ -28,7 +29,7 @@ template <typename T>
 struct InputPlane {
   const ConvShape& s;
   int64_t PH, PW, sub;  // padded size, length of a phase row
-  std::vector<T> data;
+  ScratchVector<T> data;
   std::vector<int64_t> tap_off;  // tap's run, relative to its output row's start
 
   explicit InputPlane(const ConvShape& shape)
@@ -72,10 +73,10 @@ struct InputPlane {
 };
 
 template <typename S, typename T>
-std::vector<T> to_opmath(const at::Tensor& t) {
+ScratchVector<T> to_opmath(const at::Tensor& t) {
   const at::Tensor c = t.contiguous();
   const S* p = c.const_data_ptr<S>();
-  return std::vector<T>(p, p + c.numel());
+  return ScratchVector<T>(p, p + c.numel());
 }
 
 }  // namespace
@@ -88,8 +89,8 @@ void depthwise_forward(const at::Tensor& input, const at::Tensor& weight,
   using T = at::opmath_type<S>;
   const RowKernels<T>& rk = row_kernels_for<T>();
   const int64_t mult = s.ocg(), taps = s.taps();
-  const std::vector<T> w = to_opmath<S, T>(weight);
-  const std::vector<T> b = bias ? to_opmath<S, T>(*bias) : std::vector<T>(s.OC, T(0));
+  const ScratchVector<T> w = to_opmath<S, T>(weight);
+  const ScratchVector<T> b = bias ? to_opmath<S, T>(*bias) : ScratchVector<T>(s.OC, T(0));
   const S* in = input.const_data_ptr<S>();
   S* o = out.mutable_data_ptr<S>();
   const auto is = input.strides();
@@ -97,7 +98,7 @@ void depthwise_forward(const at::Tensor& input, const at::Tensor& weight,
   at::parallel_for(0, s.N * s.C, grain_size(s.N * s.C, s), [&](int64_t begin, int64_t end) {
     InputPlane<T> plane(s);
     std::vector<const T*> ptrs(taps);
-    std::vector<T> row(s.OW + kRowSlack);
+    ScratchVector<T> row(s.OW + kRowSlack);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t n = task / s.C, ic = task % s.C;
       plane.load(in + n * is[0] + ic * is[1], is[2], is[3]);
@@ -122,7 +123,7 @@ void depthwise_grad_input(const at::Tensor& grad_out, const at::Tensor& weight,
   using T = at::opmath_type<S>;
   const RowKernels<T>& rk = row_kernels_for<T>();
   const int64_t mult = s.ocg(), taps = s.taps();
-  const std::vector<T> w = to_opmath<S, T>(weight);
+  const ScratchVector<T> w = to_opmath<S, T>(weight);
   const DimPhases ph(s.H, s.OH, s.KH, s.sh, s.ph, s.dh);
   const DimPhases pw(s.W, s.OW, s.KW, s.sw, s.pw, s.dw);
   // grad_output planes padded so every phase's reads are in bounds.
@@ -132,8 +133,8 @@ void depthwise_grad_input(const at::Tensor& grad_out, const at::Tensor& weight,
   const auto gs = grad_out.strides();
   const auto is = grad_in.strides();
   at::parallel_for(0, s.N * s.C, grain_size(s.N * s.C, s), [&](int64_t begin, int64_t end) {
-    std::vector<T> planes(mult * GH * GW + kRowSlack, T(0)), row(s.W + kRowSlack);
-    std::vector<T> wt(mult * taps);
+    ScratchVector<T> planes(mult * GH * GW + kRowSlack, T(0)), row(s.W + kRowSlack);
+    ScratchVector<T> wt(mult * taps);
     std::vector<const T*> ptrs(mult * taps);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t n = task / s.C, ic = task % s.C;
@@ -190,7 +191,7 @@ void depthwise_grad_weight(const at::Tensor& grad_out, const at::Tensor& input,
   at::parallel_for(0, s.C, grain_size(s.C, s), [&](int64_t begin, int64_t end) {
     InputPlane<T> plane(s);
     std::vector<const T*> ptrs(taps);
-    std::vector<T> g(s.OW), acc(mult * taps * kDotLanes);
+    ScratchVector<T> g(s.OW), acc(mult * taps * kDotLanes);
     for (int64_t ic = begin; ic < end; ++ic) {
       std::fill(acc.begin(), acc.end(), T(0));
       for (int64_t n = 0; n < s.N; ++n) {

@@ -13,6 +13,7 @@
 #include "ops/cpu/conv_kernels_cpu.h"
 #include "ops/cpu/depthwise_cpu.h"
 #include "ops/cpu/gemm/microkernel.h"
+#include "ops/cpu/scratch.h"
 
 namespace convext {
 namespace cpu {
@@ -20,8 +21,8 @@ namespace {
 
 // Weights (C, 1, KH, KW) as [tap][C] in the op-math type.
 template <typename S, typename T>
-std::vector<T> taps_by_channel(const at::Tensor& weight, const ConvShape& s) {
-  std::vector<T> wt(s.taps() * s.C);
+ScratchVector<T> taps_by_channel(const at::Tensor& weight, const ConvShape& s) {
+  ScratchVector<T> wt(s.taps() * s.C);
   const S* w = weight.const_data_ptr<S>();
   const auto ws = weight.strides();
   for (int64_t c = 0; c < s.C; ++c)
@@ -67,8 +68,8 @@ void depthwise_nhwc_forward(const at::Tensor& input, const at::Tensor& weight,
   using T = at::opmath_type<S>;
   const RowKernels<T>& rk = row_kernels_for<T>();
   const int64_t C = s.C, PW = s.W + 2 * s.pw;
-  const std::vector<T> wt = taps_by_channel<S, T>(weight, s);
-  std::vector<T> b(C, T(0));
+  const ScratchVector<T> wt = taps_by_channel<S, T>(weight, s);
+  ScratchVector<T> b(C, T(0));
   if (bias) {
     const at::Tensor bc = bias->contiguous();
     for (int64_t c = 0; c < C; ++c) b[c] = static_cast<T>(bc.const_data_ptr<S>()[c]);
@@ -79,7 +80,7 @@ void depthwise_nhwc_forward(const at::Tensor& input, const at::Tensor& weight,
   const auto os = out.strides();
   at::parallel_for(0, s.N * s.OH, grain_size(s.N * s.OH, s), [&](int64_t begin, int64_t end) {
     // The KH input rows of an output row, zero-padded left and right.
-    std::vector<T> rows(s.KH * PW * C, T(0)), acc(C);
+    ScratchVector<T> rows(s.KH * PW * C, T(0)), acc(C);
     std::vector<const T*> src(s.taps()), w(s.taps());
     for (int64_t task = begin; task < end; ++task) {
       const int64_t n = task / s.OH, oh = task % s.OH;
@@ -111,14 +112,14 @@ void depthwise_nhwc_grad_input(const at::Tensor& grad_out, const at::Tensor& wei
   using T = at::opmath_type<S>;
   const RowKernels<T>& rk = row_kernels_for<T>();
   const int64_t C = s.C;
-  const std::vector<T> wt = taps_by_channel<S, T>(weight, s);
-  const std::vector<T> zeros(C, T(0));
+  const ScratchVector<T> wt = taps_by_channel<S, T>(weight, s);
+  const ScratchVector<T> zeros(C, T(0));
   const S* go = grad_out.const_data_ptr<S>();
   S* gi = grad_in.mutable_data_ptr<S>();
   const auto gs = grad_out.strides();
   const auto is = grad_in.strides();
   at::parallel_for(0, s.N * s.H, grain_size(s.N * s.H, s), [&](int64_t begin, int64_t end) {
-    std::vector<T> rows(s.KH * s.OW * C), acc(C);
+    ScratchVector<T> rows(s.KH * s.OW * C), acc(C);
     std::vector<const T*> src(s.taps()), w(s.taps());
     std::vector<int64_t> oh_of(s.KH);
     for (int64_t task = begin; task < end; ++task) {
@@ -167,7 +168,7 @@ void depthwise_nhwc_grad_weight(const at::Tensor& grad_out, const at::Tensor& in
   at::parallel_for(0, chunks, grain_size(chunks, s), [&](int64_t begin, int64_t end) {
     // Pixels are kChunk apart whatever the chunk's width, so the zero padding
     // stays where it was put.
-    std::vector<T> rows(s.KH * PW * kChunk, T(0)), g(s.OW * kChunk), acc(s.taps() * kChunk);
+    ScratchVector<T> rows(s.KH * PW * kChunk, T(0)), g(s.OW * kChunk), acc(s.taps() * kChunk);
     std::vector<const T*> src(s.taps());
     std::vector<T*> dst(s.taps());
     for (int64_t chunk = begin; chunk < end; ++chunk) {

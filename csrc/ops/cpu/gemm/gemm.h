@@ -12,6 +12,7 @@
 
 #include "ops/cpu/gemm/grid.h"
 #include "ops/cpu/gemm/microkernel.h"
+#include "ops/cpu/scratch.h"
 
 namespace convext {
 namespace cpu {
@@ -33,19 +34,6 @@ int64_t l2_block(int64_t kc, int64_t multiple) {
   const int64_t n = (256 * 1024) / (kc * static_cast<int64_t>(sizeof(T)));
   return std::max(multiple, n / multiple * multiple);
 }
-
-// 64-byte aligned scratch memory from torch's CPU allocator.
-template <typename T>
-struct Scratch {
-  at::Tensor t;
-  T* ptr = nullptr;
-  explicit Scratch(int64_t n) {
-    static_assert(sizeof(T) == 8 || sizeof(T) == 4 || sizeof(T) == 2);
-    const auto dtype = sizeof(T) == 8 ? at::kDouble : sizeof(T) == 4 ? at::kFloat : at::kShort;
-    t = at::empty({std::max<int64_t>(n, 1)}, at::TensorOptions().dtype(dtype));
-    ptr = reinterpret_cast<T*>(t.data_ptr());
-  }
-};
 
 // Panel rows for a reduction block of kc: kc rounded up to the kernel's kr.
 template <typename P, typename T>

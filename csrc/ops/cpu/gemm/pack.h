@@ -8,6 +8,7 @@
 
 #include "ops/cpu/gemm/grid.h"
 #include "ops/cpu/gemm/microkernel.h"
+#include "ops/cpu/scratch.h"
 
 namespace convext {
 namespace cpu {
@@ -102,7 +103,7 @@ void pack_row_panels(const GridView<const S>& v, int64_t k0, int64_t kc, int64_t
   } else {
     // Pairs of rows: gather both as contiguous runs, then interleave (a
     // stride-2 gather would store one element at a time).
-    std::vector<T> pair(2 * nq);
+    ScratchVector<T> pair(2 * nq);
     for (int64_t kk = 0; kk < kc; kk += 2) {
       for (int r = 0; r < 2; ++r) {
         T* run = pair.data() + r * nq;
@@ -133,22 +134,35 @@ void pack_row_panels(const GridView<const S>& v, int64_t k0, int64_t kc, int64_t
 }
 
 // "Column panels": the transpose. Rows [k0, k0+nk) by columns [q0, q0+kc),
-// as panels of P rows each holding kc columns of P values:
-// dst[(p*kc + qq)*P + i] = view(k0 + p*P + i, q0 + qq).
-// This is the operand of grad_weight whose reduction runs over columns.
+// as panels of P rows each holding ceil(kc/R) groups of R columns:
+//   dst[p*kcR*P + (qq/R)*P*R + i*R + qq%R] = view(k0 + p*P + i, q0 + qq),
+// kcR = round_up(kc, R), the padding zero. This is the operand of grad_weight
+// whose reduction runs over columns (R = the kernel's kr: 1, or 2 for
+// bfloat16 pairs).
 template <typename T, typename S>
 void pack_col_panels(const GridView<const S>& v, int64_t k0, int64_t nk, int64_t q0,
-                     int64_t kc, int P, T* dst, std::vector<Segment>& segs) {
+                     int64_t kc, int P, int R, T* dst, std::vector<Segment>& segs) {
+  const int64_t kcR = (kc + R - 1) / R * R;
   grid_segments(v.GH, v.GW, q0, q0 + kc, segs);
+  // R > 1: each row is gathered as one contiguous run, then dealt out in
+  // groups of R (a gather straight into the panel would need a stride that
+  // changes with the column's parity).
+  ScratchVector<T> run(R > 1 ? kcR : 0, T(0));
   for (int64_t p = 0; p * P < nk; ++p) {
-    T* panel = dst + p * kc * P;
+    T* panel = dst + p * kcR * P;
     const int64_t h = std::min<int64_t>(P, nk - p * P);
     for (int64_t i = 0; i < h; ++i) {
       const GridRow<S> row(v, k0 + p * P + i);
-      for (const auto& s : segs) gather(v, row, s, panel + (s.q0 - q0) * P + i, P);
+      if (R == 1) {
+        for (const auto& s : segs) gather(v, row, s, panel + (s.q0 - q0) * P + i, P);
+        continue;
+      }
+      for (const auto& s : segs) gather(v, row, s, run.data() + (s.q0 - q0), 1);
+      for (int64_t qq = 0; qq < kcR; qq += R)
+        for (int r = 0; r < R; ++r) panel[qq * P + i * R + r] = run[qq + r];
     }
     for (int64_t i = h; i < P; ++i)
-      for (int64_t qq = 0; qq < kc; ++qq) panel[qq * P + i] = T(0);
+      for (int64_t qq = 0; qq < kcR; ++qq) panel[(qq / R) * P * R + i * R + qq % R] = T(0);
   }
 }
 
