@@ -33,16 +33,24 @@ for want in "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32" \
     fail=1
   fi
 done
-# and per conv kernel: each instantiation of the tensor-core forward has all three
+# and per conv kernel: each instantiation of the tensor-core forward (4 tile
+# shapes x f16, bf16, float) has mma (m16n8k16, or m16n8k8 tf32 with cvt.rna
+# for float), ldmatrix (half types; float fragments are 32-bit loads) and cp.async
 python - "$tmp/probe.ptx" <<'PY' || fail=1
 import re, sys
 ptx = open(sys.argv[1]).read()
 entries = re.split(r"(?=\.visible \.entry )", ptx)[1:]
 conv = [e for e in entries if "igemm_mma_forward_kernel" in e.split("(", 1)[0]]
-bad = [e.split("(", 1)[0] for e in conv
-       if not all(i in e for i in ("mma.sync.aligned.m16n8k16", "ldmatrix.sync", "cp.async.cg"))]
-if len(conv) != 2 or bad:
-    print(f"check_mma_ptx: FAILED: {len(conv)} conv kernel entries, without mma/ldmatrix/cp.async: {bad}")
+def wanted(e):
+    if "MmaPolicyIfLi" in e.split("(", 1)[0]:  # MmaPolicy<float, ...>
+        return ("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32", "cvt.rna.tf32.f32",
+                "cp.async.cg")
+    return ("mma.sync.aligned.m16n8k16", "ldmatrix.sync", "cp.async.cg")
+bad = [e.split("(", 1)[0] for e in conv if not all(i in e for i in wanted(e))]
+tf32 = sum("MmaPolicyIfLi" in e.split("(", 1)[0] for e in conv)
+if len(conv) != 12 or tf32 != 4 or bad:
+    print(f"check_mma_ptx: FAILED: {len(conv)} conv kernel entries ({tf32} float), "
+          f"without mma/ldmatrix/cp.async: {bad}")
     sys.exit(1)
 PY
 "$PTXAS" -arch=sm_90 -v "$tmp/probe.ptx" -o "$tmp/probe.cubin" >"$tmp/ptxas.log" 2>&1 || {

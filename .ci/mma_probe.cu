@@ -7,12 +7,18 @@
 
 namespace convext {
 namespace cuda {
-template __global__ void igemm_mma_forward_kernel<c10::Half>(const c10::Half*, const c10::Half*,
-                                                             const c10::Half*, c10::Half*,
-                                                             MmaConvParams);
-template __global__ void igemm_mma_forward_kernel<c10::BFloat16>(
-    const c10::BFloat16*, const c10::BFloat16*, const c10::BFloat16*, c10::BFloat16*,
-    MmaConvParams);
+#define CONVEXT_MMA_FORWARD(P)                                                                \
+  template __global__ void igemm_mma_forward_kernel<P>(const P::Elem*, const P::Elem*,          \
+                                                       const P::Elem*, P::Elem*, float*,         \
+                                                       MmaConvParams);
+#define CONVEXT_MMA_FORWARD_TILES(T)  \
+  CONVEXT_MMA_FORWARD(MmaTile128x128<T>) \
+  CONVEXT_MMA_FORWARD(MmaTile128x64<T>)  \
+  CONVEXT_MMA_FORWARD(MmaTile64x128<T>)  \
+  CONVEXT_MMA_FORWARD(MmaTile64x64<T>)
+CONVEXT_MMA_FORWARD_TILES(c10::Half)
+CONVEXT_MMA_FORWARD_TILES(c10::BFloat16)
+CONVEXT_MMA_FORWARD_TILES(float)
 namespace mma_test {
 template __global__ void mma_fragments_kernel<c10::Half>(const uint32_t*, const uint32_t*,
                                                          const float*, float*, bool);

@@ -37,6 +37,16 @@ def emu():
     return cuda_emulator.load()
 
 
+@pytest.fixture(autouse=True)
+def exact_float32():
+    """float32 at full precision (TF32 off), so every float32 case checks the
+    float32 bound; the TF32 kernel has its own tests (test_cuda_mma.py)."""
+    old = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32 = old
+
+
 def bound(ref, mag, k, dtype):
     """tests/test_cuda.py's bound: gamma(k + 2) * sum|a*b| + one rounding."""
     acc = UNIT[torch.float64] if dtype == torch.float64 else UNIT[torch.float32]

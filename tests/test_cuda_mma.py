@@ -12,6 +12,8 @@ skipped cp.async wait, a misaligned row address.
 import math
 import os
 import sys
+from collections import Counter
+from dataclasses import replace
 
 import pytest
 import torch
@@ -264,62 +266,201 @@ def test_tf32_follows_torch_conv_setting(emu):
 
 # --- the tensor-core forward kernel (igemm_mma.cuh) through the emulator ------
 
-from test_cuda_emulator import Case, assert_within, lay_out  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+
+from test_cuda_emulator import Case, assert_within, bound, c1, lay_out  # noqa: E402
 
 MMA_KERNEL = "igemm_mma_forward_kernel"
+TILES = ["128, 128, 2, 4, 3, 2", "128, 64, 2, 2, 3, 4", "64, 128, 2, 2, 3, 4",
+         "64, 64, 2, 2, 3, 4"]  # MmaPolicy<T, ...> of each forward tile
+T_NAMES = {torch.float16: "c10::Half", torch.bfloat16: "c10::BFloat16", torch.float32: "float"}
 
-# channels_last, groups 1, C and OC multiples of 8: the tensor-core path
+# The tensor-core path (channels per group multiples of 8 halves / 4 floats);
+# `tile`: the MmaPolicy the host must pick at the case's emulated SM count.
 MMA_CASES = {
     # M = 286 and K = 72: partial tiles in m and k
-    "edges": Case(2, 2, 8, 24, (13, 11), (3, 3), padding=(1, 1), layout="channels_last"),
+    "edges": (Case(2, 2, 8, 24, (13, 11), (3, 3), padding=(1, 1), layout="channels_last"), 3),
     # OC = 72: two n tiles; stride, dilation, asymmetric padding
-    "wide": Case(2, 1, 16, 72, (9, 10), (2, 3), (2, 1), (1, 0), (1, 2), layout="channels_last"),
+    "wide": (Case(2, 1, 16, 72, (9, 10), (2, 3), (2, 1), (1, 0), (1, 2), layout="channels_last",
+                  sm=8), 3),
     # K = 576: the 3-stage ring wraps six times; no bias
-    "deep": Case(2, 1, 64, 16, (6, 6), (3, 3), padding=(1, 1), layout="channels_last",
-                 bias=False),
-    "one_by_one": Case(2, 3, 32, 8, (5, 7), (1, 1), (2, 2), layout="channels_last"),
+    "deep": (Case(2, 1, 64, 16, (6, 6), (3, 3), padding=(1, 1), layout="channels_last",
+                  bias=False), 3),
+    "one_by_one": (Case(2, 3, 32, 8, (5, 7), (1, 1), (2, 2), layout="channels_last"), 3),
+    # per-problem tiles: M = 81 x OC = 72 on one SM: 128x128 (BK = 16 halves,
+    # 8 warps); M = 81 x OC = 16: 128x64; M = 36 x OC = 72: 64x128
+    "tile_128x128": (Case(2, 1, 8, 72, (9, 9), (3, 3), padding=(1, 1), layout="channels_last",
+                          sm=1), 0),
+    "tile_128x64": (Case(2, 1, 16, 16, (9, 9), (3, 3), padding=(1, 1), layout="channels_last",
+                         sm=1), 1),
+    "tile_64x128": (Case(2, 1, 8, 72, (6, 6), (3, 3), padding=(1, 1), layout="channels_last",
+                         sm=1), 2),
+    # other layouts: copied to NHWC around the kernel, out in the input's layout
+    "nchw": (Case(2, 2, 8, 16, (7, 7), (3, 3), padding=(1, 1)), 3),
+    "strided": (Case(2, 2, 8, 16, (7, 9), (3, 2), (2, 1), (1, 1), layout="strided"), 3),
+    # groups: per-group blocks, weight rows and input channels offset per group
+    "grouped": (Case(2, 2, 16, 16, (7, 7), (3, 3), padding=(1, 1), groups=2,
+                     layout="channels_last"), 3),
+    "grouped_nchw_128": (Case(2, 1, 32, 144, (9, 9), (3, 3), (1, 1), (1, 1), groups=2,
+                              sm=1), 0),
+    # 1D: H = KH = 1
+    "conv1d": (c1(3, 8, 16, 40, 5, s=2, p=3, d=2), 3),
+    "conv1d_grouped": (c1(2, 16, 32, 33, 3, p=1, g=2), 3),
+}
+# split-K: few output tiles, K >= 1024: 2 splits of 576 (3x3, 128 channels),
+# float32 partials, then split_reduce adds them with the bias in order
+SPLIT_CASES = {
+    "split_k": Case(2, 1, 128, 8, (4, 4), (3, 3), padding=(1, 1), layout="channels_last"),
+    "split_k_grouped_nchw": Case(2, 1, 256, 16, (3, 4), (3, 3), padding=(1, 1), groups=2),
+    "split_k_conv1d": c1(1, 256, 8, 6, 5, p=2),
 }
 # what the SIMT kernels keep (same results, no tensor-core launch)
 FALLBACK_CASES = {
     "c_not_8": Case(2, 2, 12, 16, (7, 7), (3, 3), padding=(1, 1), layout="channels_last"),
     "oc_not_8": Case(2, 2, 8, 12, (7, 7), (3, 3), padding=(1, 1), layout="channels_last"),
-    "nchw": Case(2, 2, 8, 16, (7, 7), (3, 3), padding=(1, 1)),
-    "grouped": Case(2, 2, 16, 16, (7, 7), (3, 3), padding=(1, 1), groups=2,
-                    layout="channels_last"),
+    "icg_not_8": Case(2, 2, 24, 16, (7, 7), (3, 3), padding=(1, 1), groups=2),
 }
 
 
-def mma_launches(emu):
-    return sum(n for k, n in emu.launch_counts().items() if MMA_KERNEL in k)
+def launches(emu, kernel=MMA_KERNEL):
+    return Counter({k: n for k, n in emu.launch_counts().items() if kernel in k})
 
 
-def run_forward(emu, case, dtype):
-    """Forward on the emulator vs torch in float64; how many tensor-core launches."""
+def conv_ref(case, dtype):
     c = case.conv
     x, w, b = c.make(dtype)
     params = list(c.op_params())
+    conv = getattr(torch.nn.functional, f"conv{c.dims}d")
     x64, w64 = x.double(), w.double()
     b64 = None if b is None else b.double()
-    ref = torch.nn.functional.conv2d(x64, w64, b64, *params)
-    mag = torch.nn.functional.conv2d(x64.abs(), w64.abs(), None if b is None else b64.abs(),
-                                     *params)
-    before = mma_launches(emu)
-    out = emu.conv2d(lay_out(x, case.layout), lay_out(w, case.layout), b, *params)
-    assert_within(out, ref, mag, c.C // c.groups * math.prod(c.kernel), dtype, "forward")
-    return mma_launches(emu) - before
+    ref = conv(x64, w64, b64, *params)
+    mag = conv(x64.abs(), w64.abs(), None if b is None else b64.abs(), *params)
+    return x, w, b, params, ref, mag
+
+
+def run_forward(emu, case, dtype, tf32_check=False):
+    """Forward on the emulator vs torch in float64 (for float32 with TF32
+    on: within the TF32 bound, and off the float32 one); the tensor-core
+    launches it made, and the output."""
+    c = case.conv
+    x, w, b, params, ref, mag = conv_ref(case, dtype)
+    emu.set_sm_count(case.sm)
+    before = launches(emu)
+    try:
+        xl = lay_out(x, case.layout)
+        out = getattr(emu, f"conv{c.dims}d")(xl, lay_out(w, case.layout), b, *params)
+    finally:
+        emu.set_sm_count(4)
+    k = c.C // c.groups * math.prod(c.kernel)
+    if tf32_check:
+        assert_tf32(out, case, ref, mag, k)
+    else:
+        assert_within(out, ref, mag, k, dtype, "forward")
+    # layout-preserving like F.conv2d: NCHW in, NCHW-contiguous out
+    if case.layout != "channels_last" or c.dims == 1:
+        assert out.is_contiguous()
+    else:
+        assert out.is_contiguous(memory_format=torch.channels_last)
+    return launches(emu) - before, out
+
+
+def assert_tf32(out, case, ref, mag, k):
+    """TF32 ran: within the bound of 10-bit-mantissa operands (cvt.rna: each
+    within 2^-11 relative, so each product within about 2^-10 |a||b|) plus
+    float32 accumulation of the exact result; within the float32 bound of
+    the product of the rounded operands; and nearer to that than to the
+    exact result (full float32 products would be the other way round)."""
+    tol = bound(ref, mag, k, torch.float32) + 2 * 2.0 ** -11 * mag
+    err = (out.double() - ref).abs()
+    assert (err <= tol).all(), f"TF32: max error {err.max():.3g}"
+    x, w, b, params, _, _ = conv_ref(case, torch.float32)
+    conv = getattr(torch.nn.functional, f"conv{case.conv.dims}d")
+    ref_tf32 = conv(rna_tf32(x).double(), rna_tf32(w).double(),
+                    None if b is None else b.double(), *params)
+    assert_within(out, ref_tf32, mag, k, torch.float32, "TF32 vs rounded operands")
+    assert (out.double() - ref_tf32).abs().sum() < err.sum(), "full float32 products"
+
+
+def one_launch(got, dtype, tile):
+    """Exactly one tensor-core launch, of the given tile for the dtype."""
+    assert sum(got.values()) == 1, got
+    name = next(iter(got))
+    assert f"MmaPolicy<{T_NAMES[dtype]}, {TILES[tile]}>" in name, name
+    return name
+
+
+MMA_RAN = Counter()
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("name", MMA_CASES)
 def test_mma_forward(emu, name, dtype):
-    assert run_forward(emu, MMA_CASES[name], dtype) == 1
+    case, tile = MMA_CASES[name]
+    got, _ = run_forward(emu, case, dtype)
+    MMA_RAN[one_launch(got, dtype, tile)] += 1
+
+
+@contextmanager
+def tf32(flag):
+    """torch's switch for TF32 in convs, restored after."""
+    old = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = flag
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = old
+
+
+@pytest.mark.parametrize("name", ["edges", "wide", "tile_128x128", "tile_128x64", "tile_64x128",
+                                  "nchw", "grouped", "conv1d"])
+def test_mma_forward_tf32(emu, name):
+    case, tile = MMA_CASES[name]
+    with tf32(True):
+        got, _ = run_forward(emu, case, torch.float32, tf32_check=True)
+    MMA_RAN[one_launch(got, torch.float32, tile)] += 1
+
+
+@pytest.mark.parametrize("name", ["edges", "nchw", "grouped"])
+def test_mma_forward_tf32_off_runs_simt(emu, name):
+    case, _ = MMA_CASES[name]
+    before = launches(emu, "igemm_kernel<float")
+    with tf32(False):
+        got, _ = run_forward(emu, case, torch.float32)
+    assert sum(got.values()) == 0
+    assert sum((launches(emu, "igemm_kernel<float") - before).values()) == 1
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("name", SPLIT_CASES)
+def test_mma_forward_split_k(emu, name, dtype):
+    reduces = launches(emu, "split_reduce_kernel")
+    with tf32(True):
+        got, out = run_forward(emu, SPLIT_CASES[name], dtype, tf32_check=dtype == torch.float32)
+    MMA_RAN[one_launch(got, dtype, 3)] += 1
+    assert emu.block_counts()[next(iter(got))] >= 2  # the splits ran as blocks
+    assert sum((launches(emu, "split_reduce_kernel") - reduces).values()) == 1
+    # the split depends on the sizes only: the same bits at any SM count
+    case = replace(SPLIT_CASES[name], sm=132)
+    with tf32(True):
+        assert torch.equal(run_forward(emu, case, dtype, tf32_check=dtype == torch.float32)[1],
+                           out)
 
 
 @pytest.mark.parametrize("name", FALLBACK_CASES)
 def test_mma_forward_fallback(emu, name):
-    assert run_forward(emu, FALLBACK_CASES[name], torch.float16) == 0
+    got, _ = run_forward(emu, FALLBACK_CASES[name], torch.float16)
+    assert sum(got.values()) == 0
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_mma_forward_not_for_float(emu, dtype):
-    assert run_forward(emu, MMA_CASES["edges"], dtype) == 0
+def test_mma_forward_not_for_double(emu):
+    got, _ = run_forward(emu, MMA_CASES["edges"][0], torch.float64)
+    assert sum(got.values()) == 0
+
+
+def test_mma_every_forward_tile_ran(emu):
+    """Each of the 12 instantiations (4 tiles x f16, bf16, float) launched."""
+    if not MMA_RAN:
+        pytest.skip("run together with the tests above")
+    for t in T_NAMES.values():
+        for tile in TILES:
+            assert any(f"MmaPolicy<{t}, {tile}>" in k for k in MMA_RAN), (t, tile)

@@ -1,10 +1,16 @@
 // Forward convolution on CUDA as an implicit GEMM per group:
 //   out[m][q] = bias[m] + sum_k W[m][k] * in_patch[k][q]
 // m: output channel, k = (input channel, kh, kw), q = (n, oh, ow).
+// Half types, and float32 when TF32 is allowed, with aligned channel counts
+// run the tensor-core kernel (igemm_mma.cuh: tile shape per problem, NHWC
+// copies around it for other layouts); the rest the SIMT kernels (igemm.cuh).
 // Small outputs with long reductions (late layers at batch 1) split k into
 // partial sums that a second kernel adds, with the bias, in a fixed order.
 
 #include <ATen/Dispatch.h>
+
+#include <algorithm>
+#include <cstdint>
 
 #include "ops/cuda/conv_kernels_cuda.h"
 #include "ops/cuda/conv_operands.cuh"
@@ -12,6 +18,7 @@
 #include "ops/cuda/gemm_problem.cuh"
 #include "ops/cuda/igemm_mma.cuh"
 #include "ops/cuda/split_reduce.cuh"
+#include "ops/cuda/tf32_policy.cuh"
 
 namespace convext {
 namespace cuda {
@@ -60,36 +67,123 @@ void forward_gemm(const at::Tensor& input, const at::Tensor& weight, const at::T
   });
 }
 
-// The tensor-core kernel (igemm_mma.cuh) where it applies: 2D, one group,
-// half types, channels_last input and output, C and OC multiples of 8,
-// 16-byte aligned data, an image and the GEMM sizes within 31 bits. Returns
-// false (nothing written) for anything else, which the SIMT kernels take.
+// --- the tensor-core kernel (igemm_mma.cuh) -----------------------------
+
+// Split-K for few output tiles over a long reduction (late layers at batch
+// 1): about 128 blocks' worth of splits, each a multiple of 64 k (so of every
+// policy's BK) and at least 512 long, the partial buffer under 2^26 floats.
+// A function of the sizes only: the summation order, so every result bit,
+// is the same on every GPU model.
+void plan_forward_split(MmaConvParams& p) {
+  p.splits = 1;
+  p.k_chunk = p.K;
+  const int64_t tiles = int64_t{p.G} * ceil_div(p.M, 64) * ceil_div(p.OCg, 64);
+  if (tiles >= 32 || p.K < 1024) return;
+  const int64_t mem = (int64_t{1} << 26) / (int64_t{p.M} * p.OC);
+  const int64_t splits = std::min({ceil_div<int64_t>(128, tiles), int64_t{p.K} / 512,
+                                   int64_t{16}, mem});
+  if (splits < 2) return;
+  const int64_t chunk = ceil_div<int64_t>(ceil_div<int64_t>(p.K, splits), 64) * 64;
+  p.k_chunk = static_cast<int>(chunk);
+  p.splits = static_cast<int>(ceil_div<int64_t>(p.K, chunk));
+}
+
+enum class MmaTile { k128x128, k128x64, k64x128, k64x64 };
+
+// The largest tile whose grid still fills every SM once; a side of 128 only
+// where the problem is wider than 64 on it. Split problems take 64x64. The
+// SM count picks only the tile shape, which changes no result bit (each
+// output's k order is the same in every shape).
+MmaTile forward_tile(const MmaConvParams& p, int64_t sms) {
+  if (p.splits > 1) return MmaTile::k64x64;
+  const auto fills = [&](int bm, int bn) {
+    return int64_t{p.G} * ceil_div(p.M, bm) * ceil_div(p.OCg, bn) >= sms;
+  };
+  if (p.M > 64 && p.OCg > 64 && fills(128, 128)) return MmaTile::k128x128;
+  if (p.M >= p.OCg && p.M > 64 && fills(128, 64)) return MmaTile::k128x64;
+  if (p.OCg > 64 && fills(64, 128)) return MmaTile::k64x128;
+  return MmaTile::k64x64;
+}
+
+template <class P>
+void launch_mma_forward(MmaConvParams p, const typename P::Elem* in, const typename P::Elem* w,
+                        const typename P::Elem* bias, typename P::Elem* out, float* part) {
+  p.tiles_m = ceil_div(p.M, P::BM);
+  p.tiles_n = ceil_div(p.OCg, P::BN);
+  const int64_t blocks = int64_t{p.splits} * p.G * p.tiles_m * p.tiles_n;
+  launch<igemm_mma_forward_kernel<P>>(static_cast<unsigned>(blocks), P::kThreads, in, w, bias,
+                                      out, part, p);
+}
+
+// t (N, C, H, W) as a dense, 16-byte aligned NHWC tensor: t's own memory
+// when it is laid out so (channels_last, or a 1D (N, L, C) buffer), else a
+// copy, one read and one write of t.
+at::Tensor nhwc_dense(const at::Tensor& t) {
+  const at::Tensor v = t.permute({0, 2, 3, 1});
+  if (v.is_contiguous() && reinterpret_cast<uintptr_t>(v.const_data_ptr()) % 16 == 0) return v;
+  return v.clone(at::MemoryFormat::Contiguous);
+}
+
+// The tensor-core forward where it applies: half types, and float32 in TF32
+// when torch allows TF32 for convs (tf32_policy.cuh); channels per group,
+// in and out, multiples of one 16-byte vector (8 halves, 4 floats); an
+// image and the GEMM sizes within 31 bits. Any layout: a tensor not already
+// NHWC-dense (NCHW, strided, unaligned) is copied to NHWC around the kernel,
+// and the output is written back in out's own layout. Returns false
+// (nothing written) for anything else, which the SIMT kernels take.
 template <typename S>
 bool forward_mma(const at::Tensor& input, const at::Tensor& weight, const at::Tensor* bias,
                  at::Tensor& out, const ConvShape& s) {
   constexpr int64_t kMax = (int64_t{1} << 31) - 1;
-  const auto cl = at::MemoryFormat::ChannelsLast;
-  if constexpr (!std::is_same_v<S, at::Half> && !std::is_same_v<S, at::BFloat16>) {
+  if constexpr (!std::is_same_v<S, at::Half> && !std::is_same_v<S, at::BFloat16> &&
+                !std::is_same_v<S, float>) {
     return false;
   } else {
-    const int64_t M = s.N * s.OH * s.OW, K = s.C * s.taps();
-    if (input.dim() != 4 || s.G != 1 || s.C % 8 != 0 || s.OC % 8 != 0 || M == 0 ||
-        !input.is_contiguous(cl) || !out.is_contiguous(cl) || s.H * s.W * s.C > kMax || M > kMax ||
-        K > kMax || reinterpret_cast<uintptr_t>(input.const_data_ptr()) % 16 != 0)
+    if (std::is_same_v<S, float> && !conv_tf32_allowed()) return false;
+    constexpr int vec = 16 / sizeof(S);
+    const int64_t M = s.N * s.OH * s.OW, K = s.icg() * s.taps();
+    if (s.icg() % vec != 0 || s.ocg() % vec != 0 || M == 0 || K == 0 || out.numel() == 0 ||
+        s.H * s.W * s.C > kMax || M > kMax || K > kMax || s.OC > kMax ||
+        ceil_div<int64_t>(M, 64) * ceil_div<int64_t>(s.ocg(), 64) * s.G * 16 > kMax)
       return false;
-    const at::Tensor w = weight.contiguous(cl);  // OHWI: k = (kh, kw, c) contiguous
-    if (reinterpret_cast<uintptr_t>(w.const_data_ptr()) % 16 != 0) return false;
-    const at::Tensor b = bias ? bias->contiguous() : at::Tensor();
     MmaConvParams p{};
     p.N = s.N, p.C = s.C, p.H = s.H, p.W = s.W, p.OC = s.OC, p.KH = s.KH, p.KW = s.KW;
     p.OH = s.OH, p.OW = s.OW, p.sh = s.sh, p.sw = s.sw, p.ph = s.ph, p.pw = s.pw;
-    p.dh = s.dh, p.dw = s.dw, p.M = M, p.K = K;
-    using P = MmaForwardTile<S>;
-    const int64_t blocks = (M + P::BM - 1) / P::BM * ((s.OC + P::BN - 1) / P::BN);
-    if (blocks > kMax) return false;
-    launch<igemm_mma_forward_kernel<S>>(blocks, P::kThreads, read_ptr<S>(input),
-                                        read_ptr<S>(w), bias ? read_ptr<S>(b) : nullptr,
-                                        write_ptr<S>(out), p);
+    p.dh = s.dh, p.dw = s.dw, p.G = s.G, p.Cg = s.icg(), p.OCg = s.ocg(), p.M = M, p.K = K;
+    plan_forward_split(p);
+
+    const at::Tensor x = nhwc_dense(input), w = nhwc_dense(weight);  // w: OHWI
+    const at::Tensor b = bias ? bias->contiguous() : at::Tensor();
+    const S* bias_ptr = bias ? read_ptr<S>(b) : nullptr;
+    if (p.splits > 1) {  // partials, then bias + sum in split order into out as laid out
+      at::Tensor part = scratch<float>(out, int64_t{p.splits} * s.OC * M);
+      launch_mma_forward<MmaTile64x64<S>>(p, read_ptr<S>(x), read_ptr<S>(w), nullptr, nullptr,
+                                          write_ptr<float>(part));
+      const Strides4 os = strides4(out);
+      ReduceTarget<S> target;
+      target.ptr = write_ptr<S>(out);
+      target.row_stride = os.c;
+      target.cols = grid_positions(os, s.OH, s.OW);
+      target.bias = bias_ptr;
+      target.bias_stride = bias ? b.stride(0) : 0;
+      split_reduce<S, float>(read_ptr<float>(part), p.splits, s.OC, M, target);
+      return true;
+    }
+    at::Tensor o = out.permute({0, 2, 3, 1});
+    const bool direct =
+        o.is_contiguous() && reinterpret_cast<uintptr_t>(o.const_data_ptr()) % 16 == 0;
+    if (!direct) o = at::empty(o.sizes(), out.options());
+    const auto run = [&](auto policy) {
+      launch_mma_forward<decltype(policy)>(p, read_ptr<S>(x), read_ptr<S>(w), bias_ptr,
+                                           write_ptr<S>(o), nullptr);
+    };
+    switch (forward_tile(p, sm_count())) {
+      case MmaTile::k128x128: run(MmaTile128x128<S>{}); break;
+      case MmaTile::k128x64: run(MmaTile128x64<S>{}); break;
+      case MmaTile::k64x128: run(MmaTile64x128<S>{}); break;
+      case MmaTile::k64x64: run(MmaTile64x64<S>{}); break;
+    }
+    if (!direct) out.permute({0, 2, 3, 1}).copy_(o);  // back into out's layout
     return true;
   }
 }

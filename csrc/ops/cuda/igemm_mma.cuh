@@ -1,14 +1,21 @@
 #pragma once
-// Tensor-core forward implicit GEMM for channels_last (NHWC) half types:
-//   out[m][oc] = bias[oc] + sum_k patch[m][k] * W[oc][k]
-// m = (n, oh, ow), k = (kh, kw, c) with c contiguous, so every 8 k are one
-// 16-byte vector of the input (C % 8 == 0) and of the OHWI weight.
+// Tensor-core forward implicit GEMM over a channels_last (NHWC) input:
+//   out[m][g, n] = bias[g, n] + sum_k patch_g[m][k] * W[g, n][k]
+// m = (image, oh, ow), k = (kh, kw, c) with c the group's channels,
+// contiguous, so every kVec k are one 16-byte vector of the input (channels
+// per group a multiple of kVec) and of the OHWI weight. Half types multiply
+// with mma m16n8k16, float with TF32 m16n8k8 (mma_tile.cuh). 1D convs are
+// H = KH = 1.
 // This file holds the forward's tile iterators (global -> shared: which
 // 16-byte chunks a thread copies with cp.async for one BK step, zero-filled
-// outside the image and the problem) and its epilogue; the pipeline and the
-// MMA step are mma_tile.cuh's.
-// Tap offsets are 32-bit from a 64-bit per-image base (host checks that an
-// image, H*W*C, fits in 31 bits); there is no 64-bit division in the loop.
+// outside the image and the problem), the epilogue and the block -> (split,
+// group, m tile, n tile) order; the pipeline and the MMA step are
+// mma_tile.cuh's. Tap offsets are 32-bit from a 64-bit per-image base (host
+// checks that an image, H*W*C, fits in 31 bits); no 64-bit division anywhere.
+// Split-K: block split s sums k in [s * k_chunk, (s + 1) * k_chunk) into a
+// float32 partial buffer [split][OC][M] that split_reduce adds with the bias.
+
+#include <algorithm>
 
 #include "ops/cuda/mma_tile.cuh"
 
@@ -17,14 +24,28 @@ namespace cuda {
 
 struct MmaConvParams {
   int N, C, H, W, OC, KH, KW, OH, OW, sh, sw, ph, pw, dh, dw;
-  int M, K;  // N*OH*OW, KH*KW*C
+  int G, Cg, OCg;        // groups, input / output channels per group
+  int M, K;              // N*OH*OW, KH*KW*Cg
+  int tiles_m, tiles_n;  // per group
+  int splits, k_chunk;   // k_chunk: a multiple of every policy's BK
 };
 
+// The forward's tile shapes; conv_forward_cuda.cu's forward_tile() picks one
+// per problem. 3 stages each; 128x128 stages BK = 32 bytes of k (36 KB of
+// shared memory), the others 64 bytes (30 or 45 KB), all under the 48 KB of
+// static shared memory and at 16 warps per SM when at most 128 registers.
 template <typename T>
-using MmaForwardTile = MmaPolicy<T, 64, 64, 2, 2>;
+using MmaTile128x128 = MmaPolicy<T, 128, 128, 2, 4, 3, 2>;
+template <typename T>
+using MmaTile128x64 = MmaPolicy<T, 128, 64, 2, 2>;
+template <typename T>
+using MmaTile64x128 = MmaPolicy<T, 64, 128, 2, 2>;
+template <typename T>
+using MmaTile64x64 = MmaPolicy<T, 64, 64, 2, 2>;
 
-// Rows m0 + r of the patch matrix, r = thread's rows: image base and the
-// top-left input position of each output pixel, computed once per tile.
+// Rows m0 + r of group g's patch matrix, r = thread's rows: image base (at
+// the group's first channel) and the top-left input position of each output
+// pixel, computed once per tile.
 template <class P, typename T>
 struct PatchTile {
   static constexpr int kChunks = P::BM * P::kChunksPerRow / P::kThreads;
@@ -33,12 +54,12 @@ struct PatchTile {
   bool row_ok[kChunks];
   const MmaConvParams& p;
 
-  __device__ PatchTile(const T* in, const MmaConvParams& p_, int m0) : p(p_) {
+  __device__ PatchTile(const T* in, const MmaConvParams& p_, int m0, int g) : p(p_) {
     for (int i = 0; i < kChunks; ++i) {
       const int m = m0 + Chunk<P>(i).row;
       row_ok[i] = m < p.M;
       const int mm = row_ok[i] ? m : 0, ow = mm % p.OW, oh = mm / p.OW % p.OH, n = mm / p.OW / p.OH;
-      base[i] = in + static_cast<int64_t>(n) * p.H * p.W * p.C;
+      base[i] = in + static_cast<int64_t>(n) * p.H * p.W * p.C + g * p.Cg;
       ih0[i] = oh * p.sh - p.ph;
       iw0[i] = ow * p.sw - p.pw;
     }
@@ -48,7 +69,7 @@ struct PatchTile {
     for (int i = 0; i < kChunks; ++i) {
       const Chunk<P> ch(i);
       const int k = k0 + ch.k;
-      const int tap = k / p.C, c = k - tap * p.C, kh = tap / p.KW, kw = tap - kh * p.KW;
+      const int tap = k / p.Cg, c = k - tap * p.Cg, kh = tap / p.KW, kw = tap - kh * p.KW;
       const int ih = ih0[i] + kh * p.dh, iw = iw0[i] + kw * p.dw;
       const bool ok = row_ok[i] && k < p.K && ih >= 0 && ih < p.H && iw >= 0 && iw < p.W;
       cp_async_16(stage + (ch.row * P::kPitch + ch.k), base[i], (ih * p.W + iw) * p.C + c, ok);
@@ -56,7 +77,8 @@ struct PatchTile {
   }
 };
 
-// Rows n0 + r of the OHWI weight (oc-major, k contiguous).
+// Rows n0 + r of the OHWI weight (oc-major, k contiguous); w at the group's
+// first row.
 template <class P, typename T>
 struct WeightTile {
   static constexpr int kChunks = P::BN * P::kChunksPerRow / P::kThreads;
@@ -67,26 +89,46 @@ struct WeightTile {
     for (int i = 0; i < kChunks; ++i) {
       const Chunk<P> ch(i);
       const int k = k0 + ch.k, oc = n0 + ch.row;
-      const bool ok = oc < p.OC && k < p.K;
+      const bool ok = oc < p.OCg && k < p.K;
       cp_async_16(stage + (ch.row * P::kPitch + ch.k), w, static_cast<int64_t>(oc) * p.K + k, ok);
     }
   }
 };
 
-template <typename T>
-__global__ void __launch_bounds__(MmaForwardTile<T>::kThreads)
-    igemm_mma_forward_kernel(const T* in, const T* w, const T* bias, T* out, MmaConvParams p) {
-  using P = MmaForwardTile<T>;
+// Block order: n tiles fastest (blocks sharing the gathered patch tile run
+// together), then m tiles, groups, splits. With part != nullptr the block
+// writes its split's float32 partial sums (no bias) instead of out.
+// At most 128 registers: two blocks of 8 warps or four of 4 per SM.
+template <class P>
+__global__ void __launch_bounds__(P::kThreads, 512 / P::kThreads)
+    igemm_mma_forward_kernel(const typename P::Elem* in, const typename P::Elem* w,
+                             const typename P::Elem* bias, typename P::Elem* out, float* part,
+                             MmaConvParams p) {
+  using T = typename P::Elem;
   CONVEXT_SHARED_ALIGNED(T, a_s, P::kStages * P::kAStage);
   CONVEXT_SHARED_ALIGNED(T, b_s, P::kStages * P::kBStage);
-  const int tiles_n = (p.OC + P::BN - 1) / P::BN;
-  const int m0 = blockIdx.x / tiles_n * P::BM, n0 = blockIdx.x % tiles_n * P::BN;
+  int blk = blockIdx.x;
+  const int n0 = blk % p.tiles_n * P::BN;
+  blk /= p.tiles_n;
+  const int m0 = blk % p.tiles_m * P::BM;
+  blk /= p.tiles_m;
+  const int g = blk % p.G, split = blk / p.G;
+  const int k_first = split * p.k_chunk, k_last = std::min(p.K, k_first + p.k_chunk);
   float acc[P::MI][P::NI][4] = {};
-  mma_mainloop<P>(acc, a_s, b_s, PatchTile<P, T>(in, p, m0), WeightTile<P, T>{w, n0, p}, 0,
-                     (p.K + P::BK - 1) / P::BK);
+  mma_mainloop<P>(acc, a_s, b_s, PatchTile<P, T>(in, p, m0, g),
+                  WeightTile<P, T>{w + static_cast<int64_t>(g) * p.OCg * p.K, n0, p},
+                  k_first / P::BK, (k_last + P::BK - 1) / P::BK);
+  if (part) {
+    part += static_cast<int64_t>(split) * p.OC * p.M;
+    for_each_acc<P>(acc, [&](int r, int c, float v) {
+      const int m = m0 + r, n = n0 + c;
+      if (m < p.M && n < p.OCg) gstore(part, static_cast<int64_t>(g * p.OCg + n) * p.M + m, v);
+    });
+    return;
+  }
   for_each_acc<P>(acc, [&](int r, int c, float v) {
-    const int m = m0 + r, oc = n0 + c;
-    if (m >= p.M || oc >= p.OC) return;
+    const int m = m0 + r, n = n0 + c, oc = g * p.OCg + n;
+    if (m >= p.M || n >= p.OCg) return;
     if (bias) v += static_cast<float>(gload(bias, oc));
     gstore(out, static_cast<int64_t>(m) * p.OC + oc, static_cast<T>(v));
   });

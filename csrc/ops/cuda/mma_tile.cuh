@@ -4,7 +4,9 @@
 //                  layout (rows of BK elements padded by 16 bytes, so the 8
 //                  rows an ldmatrix reads start in distinct banks)
 //   warp_mma_step  one BK step of a warp's tile: shared -> registers
-//                  (ldmatrix) -> mma.sync, float32 accumulators
+//                  (ldmatrix) -> mma.sync, float32 accumulators; for float
+//                  operands (TF32) plain 32-bit loads, cvt.rna to TF32 and
+//                  mma m16n8k8
 //   mma_mainloop   the kStages-deep cp.async ring over K steps, driven by two
 //                  tile iterators (what to copy where is theirs, not ours)
 //   for_each_acc   where each accumulator of a thread sits in the block tile,
@@ -17,16 +19,25 @@
 #include "ops/cuda/device.cuh"
 #include "ops/cuda/mma.cuh"
 
+#include <type_traits>
+
 namespace convext {
 namespace cuda {
 
 // T: the operand type in shared memory (Half/BFloat16; float for TF32). A
-// stage holds BK = 64 bytes of k per row, a 16-byte chunk is kVec elements.
-template <typename T, int BM_, int BN_, int WarpsM, int WarpsN, int Stages = 3>
+// stage holds BK = KChunks x 16 bytes of k per row (64 by default; 32 lets
+// a 128x128 tile keep 3 stages within 48 KB of static shared memory), a
+// 16-byte chunk is kVec elements.
+// Shared rows are BK + kVec elements apart. For the TF32 fragment loads (lane
+// g, t reads row g, word t) that pitch, 20 or 12 words, puts the 8 rows at
+// banks 20g or 12g mod 32 = 8 distinct multiples of 4, so the 32 lanes hit 32
+// distinct banks; for ldmatrix (8 rows of 16 bytes) row starts 80 or 48
+// bytes apart fall in 8 distinct 16-byte bank groups.
+template <typename T, int BM_, int BN_, int WarpsM, int WarpsN, int Stages = 3, int KChunks = 4>
 struct MmaPolicy {
   using Elem = T;
   static constexpr int kVec = 16 / sizeof(T);               // elements per 16-byte chunk
-  static constexpr int BM = BM_, BN = BN_, BK = 4 * kVec, kStages = Stages;
+  static constexpr int BM = BM_, BN = BN_, BK = KChunks * kVec, kStages = Stages;
   static constexpr int kThreads = 32 * WarpsM * WarpsN, kWarpsN = WarpsN;
   static constexpr int WM = BM / WarpsM, WN = BN / WarpsN;  // a warp's tile
   static constexpr int MI = WM / 16, NI = WN / 8;           // mma tiles per warp
@@ -34,6 +45,7 @@ struct MmaPolicy {
   static constexpr int kAStage = BM * kPitch, kBStage = BN * kPitch;
   static constexpr int kChunksPerRow = BK / kVec;           // 16-byte chunks per row
   static_assert(WM % 16 == 0 && WN % 8 == 0 && NI % 2 == 0, "warp tile");
+  static_assert(BK % (sizeof(T) == 4 ? 8 : 16) == 0, "whole mma k steps per stage");
   static_assert(BM * kChunksPerRow % kThreads == 0 && BN * kChunksPerRow % kThreads == 0,
                 "whole chunks per thread");
 };
@@ -53,24 +65,52 @@ struct Chunk {
 template <class P>
 using Accumulators = float[P::MI][P::NI][4];
 
-// One BK step of a warp's WM x WN tile: MI x NI mma.m16n8k16 per 16 k.
+// TF32: one BK step as MI x NI mma.m16n8k8 per 8 k, fragments read as
+// words (mma.cuh's tf32 table) and rounded to TF32 (cvt.rna) once each.
+template <class P>
+__device__ void warp_mma_step_tf32(Accumulators<P>& acc, smem_ptr<float> a, smem_ptr<float> b,
+                                   int wm, int wn) {
+  const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  for (int ks = 0; ks < P::BK; ks += 8) {
+    uint32_t fa[P::MI][4], fb[P::NI][2];
+    for (int mi = 0; mi < P::MI; ++mi)  // a[i] = A[g + 8 (i % 2)][t + 4 (i / 2)]
+      for (int i = 0; i < 4; ++i)
+        fa[mi][i] = to_tf32(a[(wm * P::WM + mi * 16 + g + 8 * (i % 2)) * P::kPitch + ks + t +
+                              4 * (i / 2)]);
+    for (int ni = 0; ni < P::NI; ++ni)  // b[i] = B[t + 4 i][g], B stored n-major
+      for (int i = 0; i < 2; ++i)
+        fb[ni][i] = to_tf32(b[(wn * P::WN + ni * 8 + g) * P::kPitch + ks + t + 4 * i]);
+    for (int mi = 0; mi < P::MI; ++mi)
+      for (int ni = 0; ni < P::NI; ++ni)
+        mma_m16n8k8_tf32(acc[mi][ni], fa[mi], fb[ni], acc[mi][ni]);
+  }
+}
+
+// One BK step of a warp's WM x WN tile: MI x NI mma.m16n8k16 per 16 k
+// (TF32 for float operands, above).
 template <class P>
 __device__ void warp_mma_step(Accumulators<P>& acc, smem_ptr<typename P::Elem> a,
                               smem_ptr<typename P::Elem> b, int wm, int wn) {
   using T = typename P::Elem;
-  const int lane = threadIdx.x % 32, j = lane / 8, r = lane % 8;
-  for (int ks = 0; ks < P::BK; ks += 16) {
-    uint32_t fa[P::MI][4], fb[P::NI][2];
-    for (int mi = 0; mi < P::MI; ++mi)  // matrices: rows +0/+8 (j % 2), k +0/+8 (j / 2)
-      ldmatrix<4>(fa[mi], a + ((wm * P::WM + mi * 16 + r + 8 * (j % 2)) * P::kPitch + ks +
-                               8 * (j / 2)));
-    for (int ni = 0; ni < P::NI; ni += 2) {  // matrices: k +0/+8 of rows +0/+8 (j / 2)
-      uint32_t f[4];
-      ldmatrix<4>(f, b + ((wn * P::WN + ni * 8 + r + 8 * (j / 2)) * P::kPitch + ks + 8 * (j % 2)));
-      fb[ni][0] = f[0], fb[ni][1] = f[1], fb[ni + 1][0] = f[2], fb[ni + 1][1] = f[3];
+  if constexpr (std::is_same_v<T, float>) {
+    warp_mma_step_tf32<P>(acc, a, b, wm, wn);
+  } else {
+    const int lane = threadIdx.x % 32, j = lane / 8, r = lane % 8;
+    for (int ks = 0; ks < P::BK; ks += 16) {
+      uint32_t fa[P::MI][4], fb[P::NI][2];
+      for (int mi = 0; mi < P::MI; ++mi)  // matrices: rows +0/+8 (j % 2), k +0/+8 (j / 2)
+        ldmatrix<4>(fa[mi], a + ((wm * P::WM + mi * 16 + r + 8 * (j % 2)) * P::kPitch + ks +
+                                 8 * (j / 2)));
+      for (int ni = 0; ni < P::NI; ni += 2) {  // matrices: k +0/+8 of rows +0/+8 (j / 2)
+        uint32_t f[4];
+        ldmatrix<4>(f, b + ((wn * P::WN + ni * 8 + r + 8 * (j / 2)) * P::kPitch + ks +
+                            8 * (j % 2)));
+        fb[ni][0] = f[0], fb[ni][1] = f[1], fb[ni + 1][0] = f[2], fb[ni + 1][1] = f[3];
+      }
+      for (int mi = 0; mi < P::MI; ++mi)
+        for (int ni = 0; ni < P::NI; ++ni)
+          mma_m16n8k16<T>(acc[mi][ni], fa[mi], fb[ni], acc[mi][ni]);
     }
-    for (int mi = 0; mi < P::MI; ++mi)
-      for (int ni = 0; ni < P::NI; ++ni) mma_m16n8k16<T>(acc[mi][ni], fa[mi], fb[ni], acc[mi][ni]);
   }
 }
 
@@ -108,8 +148,11 @@ template <class P, class F>
 __device__ void for_each_acc(const Accumulators<P>& acc, F&& f) {
   const int warp = threadIdx.x / 32, wm = warp / P::kWarpsN, wn = warp % P::kWarpsN;
   const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  #pragma unroll
   for (int mi = 0; mi < P::MI; ++mi)
+    #pragma unroll
     for (int ni = 0; ni < P::NI; ++ni)
+      #pragma unroll
       for (int i = 0; i < 4; ++i)
         f(wm * P::WM + mi * 16 + g + 8 * (i / 2), wn * P::WN + ni * 8 + 2 * t + i % 2,
           acc[mi][ni][i]);

@@ -7,8 +7,9 @@
 // the next call. The one place the CUDA path choice asks; a float32 path
 // that ignores it is a bug.
 //
-// Today no float32 tensor-core kernel exists, so float32 always runs the
-// full-precision SIMT kernels whatever this says (documented in README).
+// Asked by the forward (conv_forward_cuda.cu: TF32 tensor-core kernel when
+// true, full-precision SIMT kernels when false); the backward ops run
+// float32 in full precision until they get TF32 kernels (README).
 
 #include <ATen/Context.h>
 
