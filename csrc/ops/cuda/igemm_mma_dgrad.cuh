@@ -137,21 +137,23 @@ template <typename T>
 __global__ void __launch_bounds__(MmaGradInputTile<T>::kThreads)
     igemm_mma_grad_input_kernel(const T* go, const T* w, T* gi, MmaGradInputParams p) {
   using P = MmaGradInputTile<T>;
-  CONVEXT_SHARED_ALIGNED(T, a_s, P::kStages * P::kAStage);
-  CONVEXT_SHARED_ALIGNED(T, b_s, P::kStages * P::kBStage);
+  // one buffer for both operands' stages, so the epilogue tile fits in it for
+  // every element size (float: BK = 16 is narrower than the tile's rows)
+  CONVEXT_SHARED_ALIGNED(T, smem, P::kStages * (P::kAStage + P::kBStage));
+  const smem_ptr<T> a_s = smem, b_s = smem + P::kStages * P::kAStage;
   const DgradBlock b(p, blockIdx.x, P::BM, P::BN);
   if (b.m0 >= b.M) return;  // a smaller phase than the grid's bound (uniform per block)
   float acc[P::MI][P::NI][4] = {};
   const T* wg = w + static_cast<int64_t>(b.g) * p.icg * p.KH * p.KW * p.ocg;
   mma_mainloop<P>(acc, a_s, b_s, GradOutTile<P, T>(go, p, b), RepackedWeightTile<P, T>{wg, p, b},
                   0, (b.K + P::BK - 1) / P::BK);
-  // Epilogue through shared memory (a_s, which every warp is done reading):
-  // the tile rounded to T, then runs of kVec channels of one position per
-  // thread, so a position is decoded once per run, not per element.
+  // Epilogue through shared memory (which every warp is done reading): the
+  // tile rounded to T, then runs of kVec channels of one position per thread,
+  // so a position is decoded once per run, not per element.
   constexpr int kPitch = P::BN + P::kVec, kRunsPerRow = P::BN / P::kVec;
-  static_assert(P::BM * kPitch <= P::kStages * P::kAStage, "epilogue tile fits in a_s");
+  static_assert(P::BM * kPitch <= P::kStages * (P::kAStage + P::kBStage), "epilogue tile fits");
   __syncthreads();
-  const smem_ptr<T> o_s = a_s;
+  const smem_ptr<T> o_s = smem;
   for_each_acc<P>(acc, [&](int r, int col, float v) { o_s[r * kPitch + col] = static_cast<T>(v); });
   __syncthreads();
   for (int i = 0; i < P::BM * kRunsPerRow / P::kThreads; ++i) {
