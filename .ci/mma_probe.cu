@@ -1,9 +1,11 @@
-// The tensor-core kernels for nvcc: the conv kernel of csrc/ops/cuda/
-// igemm_mma.cuh and the test kernels of tests/cuda_emulator/mma_kernels.cuh.
+// The tensor-core kernels for nvcc: the conv kernels of csrc/ops/cuda/
+// igemm_mma.cuh (forward) and igemm_mma_dgrad.cuh (grad_input), and the test
+// kernels of tests/cuda_emulator/mma_kernels.cuh.
 // .ci/check_mma_ptx.sh compiles this for sm_90 and checks their PTX and
 // ptxas report. Never part of the built extension.
 #include "cuda_emulator/mma_kernels.cuh"
 #include "ops/cuda/igemm_mma.cuh"
+#include "ops/cuda/igemm_mma_dgrad.cuh"
 
 namespace convext {
 namespace cuda {
@@ -19,6 +21,13 @@ namespace cuda {
 CONVEXT_MMA_FORWARD_TILES(c10::Half)
 CONVEXT_MMA_FORWARD_TILES(c10::BFloat16)
 CONVEXT_MMA_FORWARD_TILES(float)
+template __global__ void igemm_mma_grad_input_kernel<c10::Half>(const c10::Half*,
+                                                                const c10::Half*, c10::Half*,
+                                                                MmaGradInputParams);
+template __global__ void igemm_mma_grad_input_kernel<c10::BFloat16>(const c10::BFloat16*,
+                                                                    const c10::BFloat16*,
+                                                                    c10::BFloat16*,
+                                                                    MmaGradInputParams);
 namespace mma_test {
 template __global__ void mma_fragments_kernel<c10::Half>(const uint32_t*, const uint32_t*,
                                                          const float*, float*, bool);

@@ -156,13 +156,32 @@ def lay_out(t, layout):
     return t
 
 
-def run_case(emu, case, dtype):
+def case_tensors(case, dtype):
+    """(input, weight, bias, [stride, padding, dilation, groups]) of a case,
+    with 'same' padding made explicit."""
     c = case.conv
     x, w, b = c.make(dtype)
     stride, padding, dilation, groups = c.op_params()
     if c.padding == "same":
         x, padding = _same_padding(x, w, stride, dilation, groups, c.dims, None)
-    params = [stride, padding, dilation, groups]
+    return x, w, b, [stride, padding, dilation, groups]
+
+
+def grad_input_size(case, x, out_shape, params):
+    """The input size for grad_input: x's, plus `extra` rows/cols beyond the
+    conv minimum (output_padding)."""
+    stride, padding, dilation, _ = params
+    in_size = list(x.shape)
+    if case.extra:
+        in_size[2:] = [(o - 1) * s - 2 * p + dl * (k - 1) + 1 + min(case.extra, s - 1)
+                       for o, s, p, dl, k in zip(out_shape[2:], stride, padding, dilation,
+                                                 case.conv.kernel)]
+    return in_size
+
+
+def run_case(emu, case, dtype):
+    c = case.conv
+    x, w, b, params = case_tensors(case, dtype)
     d = c.dims
     F_conv = getattr(F, f"conv{d}d")
     x64, w64 = x.double(), w.double()
@@ -183,11 +202,7 @@ def run_case(emu, case, dtype):
     positions = ref.shape[0] * math.prod(ref.shape[2:])
 
     # grad_input, for the minimal input size plus `extra` rows/cols (output_padding)
-    in_size = list(x.shape)
-    if case.extra:
-        in_size[2:] = [(o - 1) * s - 2 * p + dl * (k - 1) + 1 + min(case.extra, s - 1)
-                       for o, s, p, dl, k in zip(ref.shape[2:], stride, padding, dilation,
-                                                 c.kernel)]
+    in_size = grad_input_size(case, x, ref.shape, params)
     in_fn = getattr(nn_grad, f"conv{d}d_input")
     gi_ref = in_fn(in_size, w64, go64, *params)
     gi_mag = in_fn(in_size, w64.abs(), go64.abs(), *params)
@@ -258,6 +273,8 @@ def test_every_kernel_config_ran(emu):
                 assert f"::{kernel}<{dtype}, {index}>" in names, (kernel, dtype, index)
     for tile in ("TileCfg<64, 64, 16, 4, 4>", "TileCfg<128, 128, 8, 8, 8>"):
         assert tile in names
+    for dtype in ("c10::Half", "c10::BFloat16"):  # plain_cl: the tensor-core grad_input
+        assert f"::igemm_mma_grad_input_kernel<{dtype}>" in names, dtype
     path = os.path.join(cuda_emulator.build_dir(), "launches.txt")
     with open(path, "w") as f:
         for k, n in sorted(LAUNCHES.items()):

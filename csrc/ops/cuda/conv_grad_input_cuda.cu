@@ -1,58 +1,29 @@
 // Gradient w.r.t. the input on CUDA, as implicit GEMMs without col2im (the
-// CPU backend's stride-phase decomposition, see conv_grad_input_cpu.cpp).
-//
-// Input positions split into stride phases, ih = rh + sh*t. Only the taps
-// with (rh + ph - kh*dh) % sh == 0 reach phase rh; they are kh0, kh0 + kstep,
-// ... (kstep = sh / gcd(sh, dh)) and read grad_output at oh = t + o0 - j*ostep.
-// So per phase and group:
+// CPU backend's stride-phase decomposition, see conv_grad_input_cpu.cpp and
+// stride_phases.cuh). Per phase and group:
 //   grad_in[c][t] = sum_k Wt[c][k] * go_patch[k][t],  k = (output channel, tap)
 // Phases are disjoint, so every element is written once, with no atomics.
-// One launch covers every phase that some tap reaches: phase j (j < kstep,
-// j < K) has first tap j and rows rh = (j*dh - ph) mod sh. The others (there
-// are sh - kstep of them when the stride exceeds the kernel) are zero and
-// filled before the launch, so the grid does not grow with the stride.
+// One launch covers every phase that some tap reaches; the others (stride >
+// kernel) are zero and filled before the launch, so the grid does not grow
+// with the stride. Half types with channels-innermost grad_output and C/G,
+// OC/G multiples of 8 run on tensor cores (igemm_mma_dgrad.cuh); everything
+// else on the SIMT kernel (igemm.cuh).
 
 #include <ATen/Dispatch.h>
 
 #include <numeric>
+#include <vector>
 
 #include "ops/cuda/conv_kernels_cuda.h"
 #include "ops/cuda/conv_operands.cuh"
 #include "ops/cuda/depthwise_cuda.cuh"
 #include "ops/cuda/gemm_problem.cuh"
+#include "ops/cuda/igemm_mma_dgrad.cuh"
+#include "ops/cuda/stride_phases.cuh"
 
 namespace convext {
 namespace cuda {
 namespace {
-
-// One spatial dim of a phase: its grid size, first tap, tap count, and
-// grad_output offset of the first tap and per further tap.
-struct PhaseDim {
-  int64_t extent = 0, k0 = 0, ntaps = 0, o0 = 0, ostep = 0;
-};
-
-C10_HOST_DEVICE inline PhaseDim phase_dim(int64_t r, int64_t s, int64_t p, int64_t d, int64_t K,
-                                          int64_t kstep, int64_t size) {
-  PhaseDim q;
-  q.extent = (size - r + s - 1) / s;
-  for (int64_t k = 0; k < K && k < kstep; ++k) {
-    const int64_t v = r + p - k * d;
-    if (v % s == 0) {
-      q.k0 = k;
-      q.ntaps = (K - k + kstep - 1) / kstep;
-      q.o0 = v / s;
-      q.ostep = kstep * d / s;  // kstep * d = lcm(s, d)
-      break;
-    }
-  }
-  return q;
-}
-
-// Rows (or columns) of the phase whose first tap is j.
-C10_HOST_DEVICE inline int64_t phase_of(int64_t j, int64_t s, int64_t p, int64_t d) {
-  const int64_t r = (j * d - p) % s;
-  return r < 0 ? r + s : r;
-}
 
 template <typename S>
 struct GradInputPhases {
@@ -108,6 +79,46 @@ struct GradInputPhases {
   }
 };
 
+// Tap steps and the number of phases some tap reaches, per spatial dim.
+struct PhaseCounts {
+  int64_t kstep_h = 1, kstep_w = 1, phases_h = 1, phases_w = 1;
+};
+
+PhaseCounts phase_counts(const ConvShape& s) {
+  PhaseCounts c;
+  c.kstep_h = s.sh / std::gcd(s.sh, s.dh);
+  c.kstep_w = s.sw / std::gcd(s.sw, s.dw);
+  c.phases_h = std::min(c.kstep_h, s.KH);
+  c.phases_w = std::min(c.kstep_w, s.KW);
+  return c;
+}
+
+// The kernels write the phases some tap reaches; the rows and columns of the
+// others (stride > kernel) are zeroed here: one strided fill per such row or
+// column phase, or one fill of everything when there are more than a few.
+// (Phases beyond the image are empty: their blocks return at once.)
+void zero_tapless_phases(at::Tensor& grad_in, const ConvShape& s, const PhaseCounts& c) {
+  auto tapless = [](int64_t n, int64_t st, int64_t pad, int64_t d, int64_t size) {
+    std::vector<bool> reached(std::min(st, size));
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t r = phase_of(j, st, pad, d);
+      if (r < size) reached[r] = true;
+    }
+    std::vector<int64_t> out;
+    for (int64_t r = 0; r < static_cast<int64_t>(reached.size()); ++r)
+      if (!reached[r]) out.push_back(r);
+    return out;
+  };
+  const auto rows = tapless(c.phases_h, s.sh, s.ph, s.dh, s.H);
+  const auto cols = tapless(c.phases_w, s.sw, s.pw, s.dw, s.W);
+  if (rows.size() + cols.size() > 4) {
+    grad_in.zero_();
+    return;
+  }
+  for (int64_t r : rows) grad_in.slice(2, r, s.H, s.sh).zero_();
+  for (int64_t r : cols) grad_in.slice(3, r, s.W, s.sw).zero_();
+}
+
 template <typename S>
 void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight, at::Tensor& grad_in,
                      const ConvShape& s) {
@@ -120,21 +131,12 @@ void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight, at::T
   p.gs = strides4(grad_out);
   p.is = strides4(grad_in);
   p.s = s;
-  p.kstep_h = s.sh / std::gcd(s.sh, s.dh);
-  p.kstep_w = s.sw / std::gcd(s.sw, s.dw);
-  p.phases_h = std::min(p.kstep_h, s.KH);
-  p.phases_w = std::min(p.kstep_w, s.KW);
-  // Rows/columns of tapless phases get zeros first (phases beyond the image
-  // are empty: their blocks return at once).
-  auto covered = [](int64_t n, int64_t st, int64_t pad, int64_t d, int64_t size) {
-    int64_t c = 0;
-    for (int64_t j = 0; j < n; ++j) c += phase_of(j, st, pad, d) < size;
-    return c;
-  };
-  if (covered(p.phases_h, s.sh, s.ph, s.dh, s.H) < std::min(s.sh, s.H) ||
-      covered(p.phases_w, s.sw, s.pw, s.dw, s.W) < std::min(s.sw, s.W)) {
-    grad_in.zero_();
-  }
+  const PhaseCounts ph = phase_counts(s);
+  p.kstep_h = ph.kstep_h;
+  p.kstep_w = ph.kstep_w;
+  p.phases_h = ph.phases_h;
+  p.phases_w = ph.phases_w;
+  zero_tapless_phases(grad_in, s, ph);
   const int64_t n_max = s.N * ceil_div(s.H, s.sh) * ceil_div(s.W, s.sw);
   const int64_t problems = p.phases_h * p.phases_w * s.G;
   const bool big = use_big_tiles<T>(s.icg(), n_max, problems, /*split_fills=*/false);
@@ -144,6 +146,67 @@ void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight, at::T
     p.tiles_n = ceil_div<int64_t>(n_max, Cfg::BN);
     launch_igemm<Cfg, S, S, false>(p, p.blocks());
   });
+}
+
+// The tensor-core kernel (igemm_mma_dgrad.cuh) where it applies: half types,
+// grad_output with contiguous channels (channels_last 2D, (N, L, C) 1D) and
+// 16-byte aligned positions, C/G and OC/G multiples of 8, an image of either
+// tensor, the repacked weight and the phase arithmetic within 31 bits.
+// grad_in may have any layout (the epilogue stores elements). Returns
+// false (nothing written) for anything else, which the SIMT kernel takes.
+template <typename S>
+bool grad_input_mma(const at::Tensor& grad_out, const at::Tensor& weight, at::Tensor& grad_in,
+                    const ConvShape& s) {
+  if constexpr (!std::is_same_v<S, at::Half> && !std::is_same_v<S, at::BFloat16>) {
+    return false;
+  } else {
+    using P = MmaGradInputTile<S>;
+    constexpr int64_t kMax = (int64_t{1} << 31) - 1, kVec = P::kVec;
+    // a size-1 dim's stride never meets a nonzero index
+    auto live = [](int64_t size, int64_t stride) { return size > 1 ? stride : 0; };
+    const Strides4 gs{live(s.N, grad_out.stride(0)), grad_out.stride(1),
+                      live(s.OH, grad_out.stride(2)), live(s.OW, grad_out.stride(3))};
+    const Strides4 is{live(s.N, grad_in.stride(0)), live(s.C, grad_in.stride(1)),
+                      live(s.H, grad_in.stride(2)), live(s.W, grad_in.stride(3))};
+    const int64_t icg = s.icg(), ocg = s.ocg();
+    if (icg % kVec != 0 || ocg % kVec != 0 || icg == 0 || ocg == 0 || gs.c != 1 ||
+        gs.n % kVec != 0 || gs.h % kVec != 0 || gs.w % kVec != 0 ||
+        reinterpret_cast<uintptr_t>(grad_out.const_data_ptr()) % 16 != 0)
+      return false;
+    const PhaseCounts ph = phase_counts(s);
+    const int64_t m_max = s.N * ceil_div(s.H, s.sh) * ceil_div(s.W, s.sw);
+    const int64_t tiles_m = ceil_div<int64_t>(m_max, P::BM);
+    const int64_t tiles_n = ceil_div<int64_t>(icg, P::BN);
+    const int64_t blocks = ph.phases_h * ph.phases_w * s.G * tiles_m * tiles_n;
+    // every 32-bit quantity of the kernel, at its largest
+    const int64_t go_image = (s.OH - 1) * gs.h + (s.OW - 1) * gs.w + s.OC;
+    const int64_t gi_image = (s.C - 1) * is.c + (s.H - 1) * is.h + (s.W - 1) * is.w + 1;
+    const int64_t phase_h = (s.KH - 1) * s.dh + s.ph + s.sh + s.H + s.OH;
+    const int64_t phase_w = (s.KW - 1) * s.dw + s.pw + s.sw + s.W + s.OW;
+    if (std::max({m_max, blocks, go_image, gi_image, phase_h, phase_w, weight.numel()}) > kMax)
+      return false;
+    // [g][c][kh][kw][oc]: rows c, k = (kh, kw, oc) contiguous
+    const at::Tensor wr =
+        weight.unflatten(0, {s.G, ocg}).permute({0, 2, 3, 4, 1}).contiguous();
+    if (reinterpret_cast<uintptr_t>(wr.const_data_ptr()) % 16 != 0) return false;
+    S* gi = write_ptr<S>(grad_in);  // before the fill (the emulator poisons outputs here)
+    zero_tapless_phases(grad_in, s, ph);
+    auto i32 = [](int64_t v) { return static_cast<int>(v); };
+    MmaGradInputParams p{};
+    p.N = i32(s.N), p.G = i32(s.G), p.icg = i32(icg), p.ocg = i32(ocg);
+    p.H = i32(s.H), p.W = i32(s.W), p.OH = i32(s.OH), p.OW = i32(s.OW);
+    p.KH = i32(s.KH), p.KW = i32(s.KW), p.sh = i32(s.sh), p.sw = i32(s.sw);
+    p.ph = i32(s.ph), p.pw = i32(s.pw), p.dh = i32(s.dh), p.dw = i32(s.dw);
+    p.kstep_h = i32(ph.kstep_h), p.kstep_w = i32(ph.kstep_w), p.phases_w = i32(ph.phases_w);
+    p.tiles_m = i32(tiles_m), p.tiles_n = i32(tiles_n);
+    p.go_n = gs.n, p.gi_n = is.n;
+    p.go_h = i32(gs.h), p.go_w = i32(gs.w);
+    p.gi_c = i32(is.c), p.gi_h = i32(is.h), p.gi_w = i32(is.w);
+    if (blocks > 0)
+      launch<igemm_mma_grad_input_kernel<S>>(static_cast<unsigned>(blocks), P::kThreads,
+                                             read_ptr<S>(grad_out), read_ptr<S>(wr), gi, p);
+    return true;
+  }
 }
 
 }  // namespace
@@ -156,7 +219,10 @@ void CudaKernels::grad_input(const at::Tensor& grad_out, const at::Tensor& weigh
   }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, grad_out.scalar_type(),
                                   "convext_conv_grad_input_cuda",
-                                  [&] { grad_input_gemm<scalar_t>(grad_out, weight, grad_in, s); });
+                                  [&] {
+                                    if (!grad_input_mma<scalar_t>(grad_out, weight, grad_in, s))
+                                      grad_input_gemm<scalar_t>(grad_out, weight, grad_in, s);
+                                  });
 }
 
 }  // namespace cuda
