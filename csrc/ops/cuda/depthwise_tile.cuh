@@ -1,0 +1,241 @@
+#pragma once
+// The depthwise forward as a bandwidth kernel (multiplier 1). A block computes
+// a tile of outputs, either of one (image, channel) plane (cb == 1, for
+// channel-slow layouts like NCHW) or of up to 32 channels at once (cb > 1,
+// for channels-fastest layouts: channels_last, or Conv1d on a transposed
+// (B, L, D) tensor as Mamba runs it). It first stages the input tile with its
+// halo in shared memory, once, by 16-byte cp.async along the contiguous
+// dimension where the alignment allows (scalar loads at the edges, zeros
+// for padding), then each thread computes several outputs from shared memory
+// with its channel's taps in registers (KH x KW fixed at compile time for
+// 3x3, 5x5, 7x7 and 1D k = 2, 3, 4; a runtime-tap variant for the rest).
+// grad_input with unit stride is the same kernel run over grad_out with the
+// taps reversed and padding (K - 1) * d - p (`flip`). Index math inside a
+// tile is 32-bit; the plane/image bases are 64-bit. plan_tile returns false
+// when a problem does not fit (32-bit geometry, one launch, the shared tile):
+// the caller then takes the per-element kernels.
+
+#include <ATen/OpMathType.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "ops/cuda/axis.cuh"
+#include "ops/cuda/device.cuh"
+#include "ops/cuda/launch_utils.cuh"
+#include "ops/cuda/mma.cuh"
+
+namespace convext {
+namespace cuda {
+
+constexpr int kTileSmemBytes = 24576;  // 8 blocks of 256 threads fit an SM's 228 KB
+constexpr int kMaxChanBlock = 32;
+
+// One tiled launch. src: the staged tensor (input, or grad_out for
+// grad_input), IH x IW; out: OH x OW. Kernel taps KH x KW.
+struct DwTile {
+  int IH = 0, IW = 0, OH = 0, OW = 0, C = 0, KH = 1, KW = 1;
+  int sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
+  bool flip = false;  // weight tap (KH-1-kh, KW-1-kw) at tap (kh, kw)
+  bool vec = false;   // 16-byte loads along the contiguous dimension
+  int cb = 1;         // channels per block; > 1: channels-fastest mapping
+  int bx = 1, by = 1, px = 1, py = 1;  // position threads and outputs per thread along x, y
+  int tiles_x = 1, tiles_y = 1, chunks = 1;  // grid: N x chunks x tiles_y x tiles_x
+  int iht = 1, iwt = 1;  // staged tile, in positions
+  int rows = 1, ld = 1;  // staged box: rows of ld elements (cb > 1: a row per position)
+  Strides4 is, os;       // src and out
+};
+
+C10_HOST_DEVICE inline int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+inline int pow2_at_least(int64_t n) {
+  int p = 1;
+  while (p < n && p < (1 << 20)) p *= 2;
+  return p;
+}
+
+// Fills g's launch fields for a problem whose geometry g already holds.
+// Returns false (take the per-element kernels) when it does not fit.
+inline bool plan_tile(DwTile& g, int64_t N, int elem_size, bool channels_fastest,
+                      bool vec_ok, int64_t* blocks) {
+  const int V = 16 / elem_size;
+  g.cb = channels_fastest ? std::min(kMaxChanBlock, pow2_at_least(g.C)) : 1;
+  g.vec = vec_ok && g.cb % (channels_fastest ? V : 1) == 0;
+  const int P = kThreads / g.cb;  // position threads
+  if (g.OH == 1) {
+    g.bx = std::min(P, pow2_at_least(g.OW));
+    g.by = P / g.bx;
+    g.px = static_cast<int>(std::clamp<int64_t>(ceil_div<int64_t>(g.OW, g.bx), 1, 8));
+    g.py = 1;
+  } else {
+    // cb == 1: up to 64 x 16 outputs; cb > 1: up to 16 x 8 positions.
+    g.bx = std::min({P, 64, pow2_at_least(g.OW)});
+    g.by = P / g.bx;
+    g.px = g.cb > 1 ? static_cast<int>(std::clamp<int64_t>(ceil_div<int64_t>(g.OW, g.bx), 1, 2))
+                    : 1;
+    g.py = static_cast<int>(
+        std::clamp<int64_t>(ceil_div<int64_t>(g.OH, g.by), 1, g.cb > 1 ? 8 : 4));
+  }
+  const int cap = kTileSmemBytes / elem_size;
+  for (;;) {
+    const int64_t TH = g.by * g.py, TW = g.bx * g.px;
+    const int64_t iht = (TH - 1) * g.sh + int64_t{g.KH - 1} * g.dh + 1;
+    const int64_t iwt = (TW - 1) * g.sw + int64_t{g.KW - 1} * g.dw + 1;
+    int64_t rows, ld;
+    if (g.cb > 1) {
+      rows = iht * iwt, ld = g.cb;
+    } else {
+      const int step = g.vec ? V : 1;  // room to start the row at an aligned column
+      rows = iht, ld = ceil_div<int64_t>(iwt + step - 1, step) * step;
+    }
+    if (rows * ld <= cap) {
+      g.iht = static_cast<int>(iht), g.iwt = static_cast<int>(iwt);
+      g.rows = static_cast<int>(rows), g.ld = static_cast<int>(ld);
+      break;
+    }
+    if (g.py > 1) {
+      g.py = (g.py + 1) / 2;
+    } else if (g.px > 1) {
+      g.px = (g.px + 1) / 2;
+    } else {
+      return false;
+    }
+  }
+  g.tiles_x = static_cast<int>(ceil_div<int64_t>(g.OW, g.bx * g.px));
+  g.tiles_y = static_cast<int>(ceil_div<int64_t>(g.OH, g.by * g.py));
+  g.chunks = static_cast<int>(ceil_div<int64_t>(g.C, g.cb));
+  *blocks = N * g.chunks * g.tiles_y * g.tiles_x;
+  return *blocks <= INT32_MAX;
+}
+
+// Whether a geometry's 32-bit tile math cannot overflow: every extent,
+// padding, stride and dilation below 2^28.
+inline bool fits_tile_math(std::initializer_list<int64_t> v) {
+  for (int64_t x : v)
+    if (x < -(int64_t{1} << 28) || x >= (int64_t{1} << 28)) return false;
+  return true;
+}
+
+// KH, KW: compile-time taps, or 0 for g.KH x g.KW at runtime.
+template <typename S, int KH, int KW>
+__global__ void __launch_bounds__(kThreads)
+    dw_tile_kernel(const S* __restrict__ src, const S* __restrict__ w, Strides4 ws,
+                   const S* __restrict__ bias, int64_t bs, S* __restrict__ out, DwTile g) {
+  using T = at::opmath_type<S>;
+  constexpr int V = 16 / sizeof(S);
+  constexpr bool kFixed = KH > 0;
+  CONVEXT_SHARED_ALIGNED(S, tile, kTileSmemBytes / sizeof(S));
+  const bool cl = g.cb > 1;
+  int b = blockIdx.x;
+  const int tx = b % g.tiles_x;
+  b /= g.tiles_x;
+  const int ty = b % g.tiles_y;
+  b /= g.tiles_y;
+  const int chunk = b % g.chunks, n = b / g.chunks;
+  const int TW = g.bx * g.px, TH = g.by * g.py;
+  const int oy0 = ty * TH, ox0 = tx * TW;
+  const int iy0 = oy0 * g.sh - g.ph, ix0 = ox0 * g.sw - g.pw;
+  const int c0 = chunk * g.cb;
+  const int64_t src_base = n * g.is.n + (cl ? 0 : c0 * g.is.c);
+
+  // Stage: row r of the box is input row iy0 + r (cb == 1, columns are x
+  // from gx0, aligned down to a vector) or input position (iy0 + r / iwt,
+  // ix0 + r % iwt) (cb > 1, columns are channels from c0).
+  const int step = g.vec ? V : 1;
+  const int gx0 = cl ? 0 : floor_div(ix0, step) * step;
+  const int col0 = cl ? c0 : gx0, col_end = cl ? g.C : g.IW;
+  const int64_t cstride = cl ? g.is.c : g.is.w;
+  const int per_row = g.ld / step, total = g.rows * per_row;
+  for (int e = threadIdx.x; e < total; e += kThreads) {
+    const int r = e / per_row, j = (e - r * per_row) * step;
+    int y = iy0 + r, x = 0;
+    if (cl) {
+      const int ry = r / g.iwt;
+      y = iy0 + ry, x = ix0 + (r - ry * g.iwt);
+    }
+    const bool row_ok = y >= 0 && y < g.IH && x >= 0 && x < g.IW;
+    const int64_t row = src_base + y * g.is.h + x * g.is.w;
+    const int gc = col0 + j;
+    if (g.vec) {
+      if (!row_ok || gc + V <= 0 || gc >= col_end) {
+        cp_async_16(tile + (r * g.ld + j), src, 0, false);  // zeros
+      } else if (gc >= 0 && gc + V <= col_end) {
+        cp_async_16(tile + (r * g.ld + j), src, row + gc * cstride, true);
+      } else {
+        for (int k = 0; k < V; ++k) {
+          const bool ok = gc + k >= 0 && gc + k < col_end;
+          tile[r * g.ld + j + k] = ok ? gload(src, row + (gc + k) * cstride) : S(0);
+        }
+      }
+    } else {
+      const bool ok = row_ok && gc >= 0 && gc < col_end;
+      tile[r * g.ld + j] = ok ? gload(src, row + gc * cstride) : S(0);
+    }
+  }
+  cp_async_commit();
+  cp_async_wait<0>();
+  __syncthreads();
+
+  const int ch = threadIdx.x % g.cb, q = threadIdx.x / g.cb;
+  const int qx = q % g.bx, qy = q / g.bx;
+  const int c = c0 + ch;
+  if (c >= g.C) return;
+  const int kh_n = kFixed ? KH : g.KH, kw_n = kFixed ? KW : g.KW;
+  const int64_t wbase = c * ws.n;
+  auto weight = [&](int kh, int kw) {
+    if (g.flip) kh = kh_n - 1 - kh, kw = kw_n - 1 - kw;
+    return static_cast<T>(gload(w, wbase + kh * ws.h + kw * ws.w));
+  };
+  T wr[kFixed ? KH * KW : 1];
+  if constexpr (kFixed) {
+#pragma unroll
+    for (int kh = 0; kh < KH; ++kh)
+#pragma unroll
+      for (int kw = 0; kw < KW; ++kw) wr[kh * KW + kw] = weight(kh, kw);
+  }
+  const T b0 = bias ? static_cast<T>(gload(bias, c * bs)) : T(0);
+  // Tile element of tap (kh, kw) for the output at (u, v) in the tile:
+  // tile[(u*sh + kh*dh) * RS + (v*sw + kw*dw) * CS + base].
+  const int RS = cl ? g.iwt * g.cb : g.ld, CS = cl ? g.cb : 1, base = cl ? ch : ix0 - gx0;
+  const int tap_h = g.dh * RS, tap_w = g.dw * CS;
+  const int64_t out_base = n * g.os.n + c * g.os.c;
+  for (int j = 0; j < g.py; ++j) {
+    const int u = qy + j * g.by, oy = oy0 + u;
+    if (oy >= g.OH) break;
+    for (int i = 0; i < g.px; ++i) {
+      const int v = qx + i * g.bx, ox = ox0 + v;
+      if (ox >= g.OW) break;
+      const int at = u * g.sh * RS + v * g.sw * CS + base;
+      T acc = b0;
+      if constexpr (kFixed) {
+#pragma unroll
+        for (int kh = 0; kh < KH; ++kh)
+#pragma unroll
+          for (int kw = 0; kw < KW; ++kw)
+            acc += wr[kh * KW + kw] * static_cast<T>(static_cast<S>(tile[at + kh * tap_h + kw * tap_w]));
+      } else {
+        for (int kh = 0; kh < kh_n; ++kh)
+          for (int kw = 0; kw < kw_n; ++kw)
+            acc += weight(kh, kw) * static_cast<T>(static_cast<S>(tile[at + kh * tap_h + kw * tap_w]));
+      }
+      gstore(out, out_base + oy * g.os.h + ox * g.os.w, static_cast<S>(acc));
+    }
+  }
+}
+
+// f(std::integral_constant<int, KH>, std::integral_constant<int, KW>) for the
+// compile-time tap shapes, KH = KW = 0 for any other.
+template <class F>
+void with_taps(int64_t KH, int64_t KW, F&& f) {
+  using std::integral_constant;
+  if (KH == 3 && KW == 3) return f(integral_constant<int, 3>{}, integral_constant<int, 3>{});
+  if (KH == 5 && KW == 5) return f(integral_constant<int, 5>{}, integral_constant<int, 5>{});
+  if (KH == 7 && KW == 7) return f(integral_constant<int, 7>{}, integral_constant<int, 7>{});
+  if (KH == 1 && KW == 2) return f(integral_constant<int, 1>{}, integral_constant<int, 2>{});
+  if (KH == 1 && KW == 3) return f(integral_constant<int, 1>{}, integral_constant<int, 3>{});
+  if (KH == 1 && KW == 4) return f(integral_constant<int, 1>{}, integral_constant<int, 4>{});
+  f(integral_constant<int, 0>{}, integral_constant<int, 0>{});
+}
+
+}  // namespace cuda
+}  // namespace convext
