@@ -6,10 +6,11 @@
 // taps (grad_input keeps only the taps whose stride phase matches, so no
 // scatter and no atomics); neighbouring threads take neighbouring elements
 // in the result's memory order (NCHW or NHWC).
-// The weight gradient gives each block one (channel, tap) and a slice of the
-// positions; the slices' sums are added in a fixed order afterwards. The
-// number of slices depends only on the problem's sizes, never on the GPU, so
-// results are bitwise the same on every GPU model.
+// The weight gradient (tiled kernel, or else one block per (channel, tap)
+// and slice of the positions) writes per-block partial sums that are added
+// in a fixed order afterwards (split_reduce). The number of slices depends
+// only on the problem's sizes, never on the GPU, so results are bitwise the
+// same on every GPU model.
 
 #include "ops/cuda/depthwise_cuda.cuh"
 
@@ -125,9 +126,10 @@ __global__ void __launch_bounds__(kThreads)
 
 // The tiled kernel over src -> out for geometry g (depthwise_tile.cuh);
 // false when the problem does not fit it.
+// plan_tile for staging `src` (its layout picks the mapping; 16-byte loads
+// where its strides and address allow) and results strided like `out`.
 template <typename S>
-bool tile_launch(const at::Tensor& src, const at::Tensor& weight, const at::Tensor* bias,
-                 at::Tensor& out, DwTile g) {
+bool plan_tile(const at::Tensor& src, const at::Tensor& out, DwTile& g, int64_t* blocks) {
   constexpr int V = 16 / sizeof(S);
   const Strides4 is = strides4(src);
   const bool cf = channels_fastest(src);
@@ -136,8 +138,14 @@ bool tile_launch(const at::Tensor& src, const at::Tensor& weight, const at::Tens
                       (cf ? is.c == 1 && is.w % V == 0 : is.w == 1 && is.c % V == 0);
   g.is = is;
   g.os = strides4(out);
+  return plan_tile(g, src.size(0), sizeof(S), cf, vec_ok, blocks);
+}
+
+template <typename S>
+bool tile_launch(const at::Tensor& src, const at::Tensor& weight, const at::Tensor* bias,
+                 at::Tensor& out, DwTile g) {
   int64_t blocks = 0;
-  if (!plan_tile(g, src.size(0), sizeof(S), cf, vec_ok, &blocks)) return false;
+  if (!plan_tile<S>(src, out, g, &blocks)) return false;
   if (blocks == 0) return true;
   with_taps(g.KH, g.KW, [&](auto kh, auto kw) {
     launch<dw_tile_kernel<S, decltype(kh)::value, decltype(kw)::value>>(
@@ -205,10 +213,46 @@ void grad_input_impl(const at::Tensor& grad_out, const at::Tensor& weight,
 
 constexpr int64_t kGradWeightBlocks = 1024;
 
+// grad_weight by tiles (multiplier 1, compile-time taps): about
+// kGradWeightBlocks blocks, each walking a fixed set of tiles; false when the
+// problem does not fit.
+template <typename S>
+bool grad_weight_tiled(const at::Tensor& grad_out, const at::Tensor& input, at::Tensor& grad_w,
+                       const ConvShape& s, const ReduceTarget<S>& target) {
+  using T = at::opmath_type<S>;
+  DwTile g;
+  int64_t blocks = 0;
+  if (s.OC != s.C || !tile_geometry(g, s, s.H, s.W, s.OH, s.OW, s.ph, s.pw) ||
+      !plan_tile<S>(input, grad_out, g, &blocks))
+    return false;
+  bool done = false;
+  with_taps(s.KH, s.KW, [&](auto kh, auto kw) {
+    constexpr int KH = decltype(kh)::value, KW = decltype(kw)::value;
+    if constexpr (KH > 0) {
+      const int64_t tiles = blocks / g.chunks;  // N x tiles_y x tiles_x
+      const int64_t splits = std::clamp<int64_t>(ceil_div<int64_t>(kGradWeightBlocks, g.chunks),
+                                                 1, std::max<int64_t>(tiles, 1));
+      at::Tensor part = scratch<T>(grad_w, splits * s.C * s.taps());
+      launch<dw_tile_grad_weight_kernel<S, KH, KW>>(
+          static_cast<unsigned>(splits * g.chunks), kThreads, read_ptr<S>(input),
+          read_ptr<S>(grad_out), write_ptr<T>(part), g, static_cast<int>(s.N),
+          static_cast<int>(splits));
+      split_reduce<S, T>(read_ptr<T>(part), splits, s.C, s.taps(), target);
+      done = true;
+    }
+  });
+  return done;
+}
+
 template <typename S>
 void grad_weight_impl(const at::Tensor& grad_out, const at::Tensor& input,
                            at::Tensor& grad_w, const ConvShape& s) {
   using T = at::opmath_type<S>;
+  ReduceTarget<S> target;
+  target.ptr = write_ptr<S>(grad_w);
+  target.row_stride = grad_w.stride(0);
+  target.cols = grid_axis(0, s.KH, s.KW, 1, 1, grad_w.stride(2), grad_w.stride(3));
+  if (grad_weight_tiled<S>(grad_out, input, grad_w, s, target)) return;
   const int64_t R = s.N * s.OH * s.OW, rows = s.OC, taps = s.taps();
   // About kGradWeightBlocks blocks (8 per SM of a 132-SM GPU), but at least
   // 16 positions per thread: a function of the sizes only, never of the GPU
@@ -224,10 +268,6 @@ void grad_weight_impl(const at::Tensor& grad_out, const at::Tensor& input,
         static_cast<unsigned>(splits * rows * taps), kThreads, read_ptr<S>(grad_out),
         strides4(grad_out), read_ptr<S>(input), strides4(input), write_ptr<T>(part), s, chunk);
   });
-  ReduceTarget<S> target;
-  target.ptr = write_ptr<S>(grad_w);
-  target.row_stride = grad_w.stride(0);
-  target.cols = grid_axis(0, s.KH, s.KW, 1, 1, grad_w.stride(2), grad_w.stride(3));
   split_reduce<S, T>(read_ptr<T>(part), splits, rows, taps, target);
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-// The depthwise forward as a bandwidth kernel (multiplier 1). A block computes
+// The depthwise convs as bandwidth kernels (multiplier 1). A block computes
 // a tile of outputs, either of one (image, channel) plane (cb == 1, for
 // channel-slow layouts like NCHW) or of up to 32 channels at once (cb > 1,
 // for channels-fastest layouts: channels_last, or Conv1d on a transposed
@@ -10,7 +10,9 @@
 // with its channel's taps in registers (KH x KW fixed at compile time for
 // 3x3, 5x5, 7x7 and 1D k = 2, 3, 4; a runtime-tap variant for the rest).
 // grad_input with unit stride is the same kernel run over grad_out with the
-// taps reversed and padding (K - 1) * d - p (`flip`). Index math inside a
+// taps reversed and padding (K - 1) * d - p (`flip`). grad_weight stages the
+// same input tiles, a fixed set of them per block, and accumulates every tap
+// in registers (compile-time taps only). Index math inside a
 // tile is 32-bit; the plane/image bases are 64-bit. plan_tile returns false
 // when a problem does not fit (32-bit geometry, one launch, the shared tile):
 // the caller then takes the per-element kernels.
@@ -116,42 +118,46 @@ inline bool fits_tile_math(std::initializer_list<int64_t> v) {
   return true;
 }
 
-// KH, KW: compile-time taps, or 0 for g.KH x g.KW at runtime.
-template <typename S, int KH, int KW>
-__global__ void __launch_bounds__(kThreads)
-    dw_tile_kernel(const S* __restrict__ src, const S* __restrict__ w, Strides4 ws,
-                   const S* __restrict__ bias, int64_t bs, S* __restrict__ out, DwTile g) {
-  using T = at::opmath_type<S>;
-  constexpr int V = 16 / sizeof(S);
-  constexpr bool kFixed = KH > 0;
-  CONVEXT_SHARED_ALIGNED(S, tile, kTileSmemBytes / sizeof(S));
-  const bool cl = g.cb > 1;
-  int b = blockIdx.x;
-  const int tx = b % g.tiles_x;
-  b /= g.tiles_x;
-  const int ty = b % g.tiles_y;
-  b /= g.tiles_y;
-  const int chunk = b % g.chunks, n = b / g.chunks;
-  const int TW = g.bx * g.px, TH = g.by * g.py;
-  const int oy0 = ty * TH, ox0 = tx * TW;
-  const int iy0 = oy0 * g.sh - g.ph, ix0 = ox0 * g.sw - g.pw;
-  const int c0 = chunk * g.cb;
-  const int64_t src_base = n * g.is.n + (cl ? 0 : c0 * g.is.c);
+// The tile of block-tile `t` (in N x tiles_y x tiles_x order) and channel
+// block `chunk`: its image, first channel and output / staged-input origins.
+struct TileAt {
+  int n, c0, oy0, ox0, iy0, ix0;
+};
 
-  // Stage: row r of the box is input row iy0 + r (cb == 1, columns are x
-  // from gx0, aligned down to a vector) or input position (iy0 + r / iwt,
-  // ix0 + r % iwt) (cb > 1, columns are channels from c0).
+__device__ inline TileAt tile_at(const DwTile& g, int t, int chunk) {
+  TileAt a;
+  const int tx = t % g.tiles_x;
+  t /= g.tiles_x;
+  const int ty = t % g.tiles_y;
+  a.n = t / g.tiles_y;
+  a.c0 = chunk * g.cb;
+  a.oy0 = ty * g.by * g.py, a.ox0 = tx * g.bx * g.px;
+  a.iy0 = a.oy0 * g.sh - g.ph, a.ix0 = a.ox0 * g.sw - g.pw;
+  return a;
+}
+
+// Stages the src tile of `a` with its halo (zeros outside the image and
+// channels) and waits for it. Box row r is input row iy0 + r (cb == 1; the
+// columns are x from gx0, ix0 aligned down to a vector) or input position
+// (iy0 + r / iwt, ix0 + r % iwt) (cb > 1; the columns are channels from c0).
+// Returns the tile element of input column ix0 in row 0 (cb == 1: ix0 - gx0).
+template <typename S>
+__device__ int stage_tile(smem_ptr<S> tile, const S* __restrict__ src, const DwTile& g,
+                          const TileAt& a) {
+  constexpr int V = 16 / sizeof(S);
+  const bool cl = g.cb > 1;
+  const int64_t src_base = a.n * g.is.n + (cl ? 0 : a.c0 * g.is.c);
   const int step = g.vec ? V : 1;
-  const int gx0 = cl ? 0 : floor_div(ix0, step) * step;
-  const int col0 = cl ? c0 : gx0, col_end = cl ? g.C : g.IW;
+  const int gx0 = cl ? 0 : floor_div(a.ix0, step) * step;
+  const int col0 = cl ? a.c0 : gx0, col_end = cl ? g.C : g.IW;
   const int64_t cstride = cl ? g.is.c : g.is.w;
   const int per_row = g.ld / step, total = g.rows * per_row;
   for (int e = threadIdx.x; e < total; e += kThreads) {
     const int r = e / per_row, j = (e - r * per_row) * step;
-    int y = iy0 + r, x = 0;
+    int y = a.iy0 + r, x = 0;
     if (cl) {
       const int ry = r / g.iwt;
-      y = iy0 + ry, x = ix0 + (r - ry * g.iwt);
+      y = a.iy0 + ry, x = a.ix0 + (r - ry * g.iwt);
     }
     const bool row_ok = y >= 0 && y < g.IH && x >= 0 && x < g.IW;
     const int64_t row = src_base + y * g.is.h + x * g.is.w;
@@ -161,7 +167,7 @@ __global__ void __launch_bounds__(kThreads)
         cp_async_16(tile + (r * g.ld + j), src, 0, false);  // zeros
       } else if (gc >= 0 && gc + V <= col_end) {
         cp_async_16(tile + (r * g.ld + j), src, row + gc * cstride, true);
-      } else {
+      } else {  // a vector cut by the edge
         for (int k = 0; k < V; ++k) {
           const bool ok = gc + k >= 0 && gc + k < col_end;
           tile[r * g.ld + j + k] = ok ? gload(src, row + (gc + k) * cstride) : S(0);
@@ -175,10 +181,43 @@ __global__ void __launch_bounds__(kThreads)
   cp_async_commit();
   cp_async_wait<0>();
   __syncthreads();
+  return cl ? 0 : a.ix0 - gx0;
+}
 
-  const int ch = threadIdx.x % g.cb, q = threadIdx.x / g.cb;
-  const int qx = q % g.bx, qy = q / g.bx;
-  const int c = c0 + ch;
+// This thread's channel lane and position thread in a tile, and the tile
+// element of tap (kh, kw) of the output at (u, v) in the tile:
+// tile[at(u, v) + kh * tap_h + kw * tap_w].
+struct TileThread {
+  int ch, qx, qy, RS, CS, base, tap_h, tap_w, usteps, vsteps;
+
+  __device__ TileThread(const DwTile& g, int col) {
+    const bool cl = g.cb > 1;
+    ch = threadIdx.x % g.cb;
+    const int q = threadIdx.x / g.cb;
+    qx = q % g.bx, qy = q / g.bx;
+    RS = cl ? g.iwt * g.cb : g.ld, CS = cl ? g.cb : 1;
+    base = cl ? ch : col;
+    tap_h = g.dh * RS, tap_w = g.dw * CS;
+    usteps = g.sh * RS, vsteps = g.sw * CS;
+  }
+  __device__ int at(int u, int v) const { return u * usteps + v * vsteps + base; }
+};
+
+// The forward (or flipped unit-stride grad_input): block (n, chunk, tile),
+// out[n][c][oy][ox] = bias[c] + sum over taps of w[c][kh][kw] * tile[...].
+// KH, KW: compile-time taps, or 0 for g.KH x g.KW at runtime.
+template <typename S, int KH, int KW>
+__global__ void __launch_bounds__(kThreads)
+    dw_tile_kernel(const S* __restrict__ src, const S* __restrict__ w, Strides4 ws,
+                   const S* __restrict__ bias, int64_t bs, S* __restrict__ out, DwTile g) {
+  using T = at::opmath_type<S>;
+  constexpr bool kFixed = KH > 0;
+  CONVEXT_SHARED_ALIGNED(S, tile, kTileSmemBytes / sizeof(S));
+  const int tiles = g.tiles_x * g.tiles_y;
+  const int t = blockIdx.x % tiles, rest = blockIdx.x / tiles;
+  const TileAt a = tile_at(g, t + rest / g.chunks * tiles, rest % g.chunks);
+  const TileThread th(g, stage_tile<S>(tile, src, g, a));
+  const int c = a.c0 + th.ch;
   if (c >= g.C) return;
   const int kh_n = kFixed ? KH : g.KH, kw_n = kFixed ? KW : g.KW;
   const int64_t wbase = c * ws.n;
@@ -194,32 +233,94 @@ __global__ void __launch_bounds__(kThreads)
       for (int kw = 0; kw < KW; ++kw) wr[kh * KW + kw] = weight(kh, kw);
   }
   const T b0 = bias ? static_cast<T>(gload(bias, c * bs)) : T(0);
-  // Tile element of tap (kh, kw) for the output at (u, v) in the tile:
-  // tile[(u*sh + kh*dh) * RS + (v*sw + kw*dw) * CS + base].
-  const int RS = cl ? g.iwt * g.cb : g.ld, CS = cl ? g.cb : 1, base = cl ? ch : ix0 - gx0;
-  const int tap_h = g.dh * RS, tap_w = g.dw * CS;
-  const int64_t out_base = n * g.os.n + c * g.os.c;
+  const int64_t out_base = a.n * g.os.n + c * g.os.c;
   for (int j = 0; j < g.py; ++j) {
-    const int u = qy + j * g.by, oy = oy0 + u;
+    const int u = th.qy + j * g.by, oy = a.oy0 + u;
     if (oy >= g.OH) break;
     for (int i = 0; i < g.px; ++i) {
-      const int v = qx + i * g.bx, ox = ox0 + v;
+      const int v = th.qx + i * g.bx, ox = a.ox0 + v;
       if (ox >= g.OW) break;
-      const int at = u * g.sh * RS + v * g.sw * CS + base;
+      const int at = th.at(u, v);
       T acc = b0;
       if constexpr (kFixed) {
 #pragma unroll
         for (int kh = 0; kh < KH; ++kh)
 #pragma unroll
           for (int kw = 0; kw < KW; ++kw)
-            acc += wr[kh * KW + kw] * static_cast<T>(static_cast<S>(tile[at + kh * tap_h + kw * tap_w]));
+            acc += wr[kh * KW + kw] *
+                   static_cast<T>(static_cast<S>(tile[at + kh * th.tap_h + kw * th.tap_w]));
       } else {
         for (int kh = 0; kh < kh_n; ++kh)
           for (int kw = 0; kw < kw_n; ++kw)
-            acc += weight(kh, kw) * static_cast<T>(static_cast<S>(tile[at + kh * tap_h + kw * tap_w]));
+            acc += weight(kh, kw) *
+                   static_cast<T>(static_cast<S>(tile[at + kh * th.tap_h + kw * th.tap_w]));
       }
       gstore(out, out_base + oy * g.os.h + ox * g.os.w, static_cast<S>(acc));
     }
+  }
+}
+
+// The weight gradient: block (split, chunk) walks tiles split, split +
+// splits, ... of the N x tiles_y x tiles_x tiles, stages each input tile once
+// and accumulates go[n][c][oy][ox] * tile[...] per tap in registers; then the
+// sums of the threads of a channel are added in a fixed order (warp
+// shuffles, then the warps in order) into
+// part[(split * C + c) * KH * KW + tap], for split_reduce. g.os: grad_out's
+// strides. Compile-time taps only.
+template <typename S, int KH, int KW>
+__global__ void __launch_bounds__(kThreads)
+    dw_tile_grad_weight_kernel(const S* __restrict__ in, const S* __restrict__ go,
+                               at::opmath_type<S>* __restrict__ part, DwTile g, int N,
+                               int splits) {
+  using T = at::opmath_type<S>;
+  static_assert(KH > 0 && KW > 0, "compile-time taps");
+  constexpr int kTaps = KH * KW;
+  CONVEXT_SHARED_ALIGNED(S, tile, kTileSmemBytes / sizeof(S));
+  CONVEXT_SHARED(T, red, kThreads);
+  const int chunk = blockIdx.x % g.chunks, split = blockIdx.x / g.chunks;
+  const int total = N * g.tiles_x * g.tiles_y;
+  T acc[kTaps];
+#pragma unroll
+  for (int k = 0; k < kTaps; ++k) acc[k] = T(0);
+  for (int t = split; t < total; t += splits) {
+    __syncthreads();  // every thread is done with the previous tile
+    const TileAt a = tile_at(g, t, chunk);
+    const TileThread th(g, stage_tile<S>(tile, in, g, a));
+    const int c = a.c0 + th.ch;
+    if (c >= g.C) continue;
+    const int64_t go_base = a.n * g.os.n + c * g.os.c;
+    for (int j = 0; j < g.py; ++j) {
+      const int u = th.qy + j * g.by, oy = a.oy0 + u;
+      if (oy >= g.OH) break;
+      for (int i = 0; i < g.px; ++i) {
+        const int v = th.qx + i * g.bx, ox = a.ox0 + v;
+        if (ox >= g.OW) break;
+        const T d = static_cast<T>(gload(go, go_base + oy * g.os.h + ox * g.os.w));
+        const int at = th.at(u, v);
+#pragma unroll
+        for (int kh = 0; kh < KH; ++kh)
+#pragma unroll
+          for (int kw = 0; kw < KW; ++kw)
+            acc[kh * KW + kw] +=
+                d * static_cast<T>(static_cast<S>(tile[at + kh * th.tap_h + kw * th.tap_w]));
+      }
+    }
+  }
+  // Lanes o apart (o >= cb) hold the same channel: fold them onto lanes < cb,
+  // then add the 8 warps' values in order.
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, c0 = chunk * g.cb;
+#pragma unroll
+  for (int k = 0; k < kTaps; ++k) {
+    T v = acc[k];
+    for (int o = 16; o >= g.cb; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    if (lane < g.cb) red[warp * g.cb + lane] = v;
+    __syncthreads();
+    if (threadIdx.x < g.cb && c0 + threadIdx.x < g.C) {
+      T sum = T(0);
+      for (int wi = 0; wi < kThreads / 32; ++wi) sum += static_cast<T>(red[wi * g.cb + threadIdx.x]);
+      gstore(part, (int64_t{split} * g.C + c0 + threadIdx.x) * kTaps + k, sum);
+    }
+    __syncthreads();
   }
 }
 
