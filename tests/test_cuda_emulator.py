@@ -132,7 +132,7 @@ CASES = {
     # a view of a wider buffer), tiles and channel blocks cut by the edges
     "dw3_cl": Case(2, 2, 40, 40, (13, 11), (3, 3), padding=(1, 1), groups=40,
                    layout="channels_last"),
-    "dw3_cropped": Case(2, 2, 3, 3, (10, 13), (3, 3), padding=(1, 1), groups=3, layout="cropped"),
+    "dw3_cropped": Case(2, 2, 3, 3, (10, 29), (3, 3), padding=(1, 1), groups=3, layout="cropped"),
     "dw3_cl_cropped": Case(2, 2, 11, 11, (6, 7), (3, 3), padding=(1, 1), groups=11,
                            layout="cl_cropped"),
     "dw5_s2_cl": Case(2, 2, 8, 8, (15, 13), (5, 5), (2, 2), (2, 2), groups=8,

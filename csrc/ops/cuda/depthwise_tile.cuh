@@ -56,27 +56,27 @@ inline int pow2_at_least(int64_t n) {
   return p;
 }
 
-// Fills g's launch fields for a problem whose geometry g already holds.
-// Returns false (take the per-element kernels) when it does not fit.
-inline bool plan_tile(DwTile& g, int64_t N, int elem_size, bool channels_fastest,
-                      bool vec_ok, int64_t* blocks) {
+// Thread shape and staged tile for `cb` channels per block: the largest
+// tile (2D: up to 64 x 16 outputs for cb == 1, 2 * 256 / cb x 8 positions
+// for cb > 1; 1D: up to 8 outputs per thread) whose staged input fits
+// kTileSmemBytes, halving its rows, then columns, until it does. False when
+// nothing fits.
+inline bool plan_shape(DwTile& g, int cb, int elem_size, bool vec_ok) {
   const int V = 16 / elem_size;
-  g.cb = channels_fastest ? std::min(kMaxChanBlock, pow2_at_least(g.C)) : 1;
-  g.vec = vec_ok && g.cb % (channels_fastest ? V : 1) == 0;
-  const int P = kThreads / g.cb;  // position threads
+  g.cb = cb;
+  g.vec = vec_ok && cb % (cb > 1 ? V : 1) == 0;
+  const int P = kThreads / cb;  // position threads
   if (g.OH == 1) {
     g.bx = std::min(P, pow2_at_least(g.OW));
     g.by = P / g.bx;
     g.px = static_cast<int>(std::clamp<int64_t>(ceil_div<int64_t>(g.OW, g.bx), 1, 8));
     g.py = 1;
   } else {
-    // cb == 1: up to 64 x 16 outputs; cb > 1: up to 16 x 8 positions.
     g.bx = std::min({P, 64, pow2_at_least(g.OW)});
     g.by = P / g.bx;
-    g.px = g.cb > 1 ? static_cast<int>(std::clamp<int64_t>(ceil_div<int64_t>(g.OW, g.bx), 1, 2))
-                    : 1;
-    g.py = static_cast<int>(
-        std::clamp<int64_t>(ceil_div<int64_t>(g.OH, g.by), 1, g.cb > 1 ? 8 : 4));
+    g.px = cb > 1 ? static_cast<int>(std::clamp<int64_t>(ceil_div<int64_t>(g.OW, g.bx), 1, 2))
+                  : 1;
+    g.py = static_cast<int>(std::clamp<int64_t>(ceil_div<int64_t>(g.OH, g.by), 1, cb > 1 ? 8 : 4));
   }
   const int cap = kTileSmemBytes / elem_size;
   for (;;) {
@@ -84,8 +84,8 @@ inline bool plan_tile(DwTile& g, int64_t N, int elem_size, bool channels_fastest
     const int64_t iht = (TH - 1) * g.sh + int64_t{g.KH - 1} * g.dh + 1;
     const int64_t iwt = (TW - 1) * g.sw + int64_t{g.KW - 1} * g.dw + 1;
     int64_t rows, ld;
-    if (g.cb > 1) {
-      rows = iht * iwt, ld = g.cb;
+    if (cb > 1) {
+      rows = iht * iwt, ld = cb;
     } else {
       const int step = g.vec ? V : 1;  // room to start the row at an aligned column
       rows = iht, ld = ceil_div<int64_t>(iwt + step - 1, step) * step;
@@ -93,7 +93,7 @@ inline bool plan_tile(DwTile& g, int64_t N, int elem_size, bool channels_fastest
     if (rows * ld <= cap) {
       g.iht = static_cast<int>(iht), g.iwt = static_cast<int>(iwt);
       g.rows = static_cast<int>(rows), g.ld = static_cast<int>(ld);
-      break;
+      return true;
     }
     if (g.py > 1) {
       g.py = (g.py + 1) / 2;
@@ -103,6 +103,28 @@ inline bool plan_tile(DwTile& g, int64_t N, int elem_size, bool channels_fastest
       return false;
     }
   }
+}
+
+// Fills g's launch fields for a problem whose geometry g already holds:
+// channels-fastest sources try 32, 16, ... channels per block, down to a
+// 32-byte row of channels (or C), and keep the one staging the fewest
+// elements per output.
+// Returns false (take the per-element kernels) when it does not fit.
+inline bool plan_tile(DwTile& g, int64_t N, int elem_size, bool channels_fastest,
+                      bool vec_ok, int64_t* blocks) {
+  const int cb0 = channels_fastest ? std::min(kMaxChanBlock, pow2_at_least(g.C)) : 1;
+  bool found = false;
+  DwTile best = g;
+  double best_eff = 0;
+  const int cb_min = std::min(cb0, 32 / elem_size);  // rows of at least a 32-byte sector
+  for (int cb = cb0; cb >= cb_min; cb /= 2) {
+    DwTile t = g;
+    if (!plan_shape(t, cb, elem_size, vec_ok)) continue;
+    const double eff = double(t.bx) * t.px * t.by * t.py * cb / (double(t.rows) * t.ld);
+    if (eff > best_eff) best = t, best_eff = eff, found = true;
+  }
+  if (!found) return false;
+  g = best;
   g.tiles_x = static_cast<int>(ceil_div<int64_t>(g.OW, g.bx * g.px));
   g.tiles_y = static_cast<int>(ceil_div<int64_t>(g.OH, g.by * g.py));
   g.chunks = static_cast<int>(ceil_div<int64_t>(g.C, g.cb));
@@ -220,17 +242,16 @@ __global__ void __launch_bounds__(kThreads)
   const int c = a.c0 + th.ch;
   if (c >= g.C) return;
   const int kh_n = kFixed ? KH : g.KH, kw_n = kFixed ? KW : g.KW;
-  const int64_t wbase = c * ws.n;
-  auto weight = [&](int kh, int kw) {
-    if (g.flip) kh = kh_n - 1 - kh, kw = kw_n - 1 - kw;
-    return static_cast<T>(gload(w, wbase + kh * ws.h + kw * ws.w));
-  };
+  // Weight of tap (kh, kw): w[w0 + kh * wh + kw * ww] (flip: from the far corner).
+  const int64_t wh = g.flip ? -ws.h : ws.h, ww = g.flip ? -ws.w : ws.w;
+  const int64_t w0 = c * ws.n + (g.flip ? (kh_n - 1) * ws.h + (kw_n - 1) * ws.w : 0);
   T wr[kFixed ? KH * KW : 1];
   if constexpr (kFixed) {
 #pragma unroll
     for (int kh = 0; kh < KH; ++kh)
 #pragma unroll
-      for (int kw = 0; kw < KW; ++kw) wr[kh * KW + kw] = weight(kh, kw);
+      for (int kw = 0; kw < KW; ++kw)
+        wr[kh * KW + kw] = static_cast<T>(gload(w, w0 + kh * wh + kw * ww));
   }
   const T b0 = bias ? static_cast<T>(gload(bias, c * bs)) : T(0);
   const int64_t out_base = a.n * g.os.n + c * g.os.c;
@@ -252,7 +273,7 @@ __global__ void __launch_bounds__(kThreads)
       } else {
         for (int kh = 0; kh < kh_n; ++kh)
           for (int kw = 0; kw < kw_n; ++kw)
-            acc += weight(kh, kw) *
+            acc += static_cast<T>(gload(w, w0 + kh * wh + kw * ww)) *
                    static_cast<T>(static_cast<S>(tile[at + kh * th.tap_h + kw * th.tap_w]));
       }
       gstore(out, out_base + oy * g.os.h + ox * g.os.w, static_cast<S>(acc));
