@@ -146,7 +146,7 @@ struct TileAt {
   int n, c0, oy0, ox0, iy0, ix0;
 };
 
-__device__ inline TileAt tile_at(const DwTile& g, int t, int chunk) {
+__device__ __forceinline__ TileAt tile_at(const DwTile& g, int t, int chunk) {
   TileAt a;
   const int tx = t % g.tiles_x;
   t /= g.tiles_x;
@@ -164,8 +164,8 @@ __device__ inline TileAt tile_at(const DwTile& g, int t, int chunk) {
 // (iy0 + r / iwt, ix0 + r % iwt) (cb > 1; the columns are channels from c0).
 // Returns the tile element of input column ix0 in row 0 (cb == 1: ix0 - gx0).
 template <typename S>
-__device__ int stage_tile(smem_ptr<S> tile, const S* __restrict__ src, const DwTile& g,
-                          const TileAt& a) {
+__device__ __forceinline__ int stage_tile(smem_ptr<S> tile, const S* __restrict__ src,
+                                          const DwTile& g, const TileAt& a) {
   constexpr int V = 16 / sizeof(S);
   const bool cl = g.cb > 1;
   const int64_t src_base = a.n * g.is.n + (cl ? 0 : a.c0 * g.is.c);
@@ -212,7 +212,7 @@ __device__ int stage_tile(smem_ptr<S> tile, const S* __restrict__ src, const DwT
 struct TileThread {
   int ch, qx, qy, RS, CS, base, tap_h, tap_w, usteps, vsteps;
 
-  __device__ TileThread(const DwTile& g, int col) {
+  __device__ __forceinline__ TileThread(const DwTile& g, int col) {
     const bool cl = g.cb > 1;
     ch = threadIdx.x % g.cb;
     const int q = threadIdx.x / g.cb;
@@ -222,14 +222,31 @@ struct TileThread {
     tap_h = g.dh * RS, tap_w = g.dw * CS;
     usteps = g.sh * RS, vsteps = g.sw * CS;
   }
-  __device__ int at(int u, int v) const { return u * usteps + v * vsteps + base; }
+  __device__ __forceinline__ int at(int u, int v) const { return u * usteps + v * vsteps + base; }
+
+  // f(oy, ox, at(u, v)) for this thread's outputs of tile a inside the image.
+  template <class F>
+  __device__ __forceinline__ void for_each_output(const DwTile& g, const TileAt& a,
+                                                  F&& f) const {
+    for (int j = 0; j < g.py; ++j) {
+      const int u = qy + j * g.by, oy = a.oy0 + u;
+      if (oy >= g.OH) break;
+      for (int i = 0; i < g.px; ++i) {
+        const int v = qx + i * g.bx, ox = a.ox0 + v;
+        if (ox >= g.OW) break;
+        f(oy, ox, at(u, v));
+      }
+    }
+  }
 };
 
 // The forward (or flipped unit-stride grad_input): block (n, chunk, tile),
 // out[n][c][oy][ox] = bias[c] + sum over taps of w[c][kh][kw] * tile[...].
 // KH, KW: compile-time taps, or 0 for g.KH x g.KW at runtime.
+// (Runtime taps: at least 4 blocks an SM, or ptxas holds it to 32 registers
+// and spills.)
 template <typename S, int KH, int KW>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, KH > 0 ? 1 : 4)
     dw_tile_kernel(const S* __restrict__ src, const S* __restrict__ w, Strides4 ws,
                    const S* __restrict__ bias, int64_t bs, S* __restrict__ out, DwTile g) {
   using T = at::opmath_type<S>;
@@ -255,30 +272,25 @@ __global__ void __launch_bounds__(kThreads)
   }
   const T b0 = bias ? static_cast<T>(gload(bias, c * bs)) : T(0);
   const int64_t out_base = a.n * g.os.n + c * g.os.c;
-  for (int j = 0; j < g.py; ++j) {
-    const int u = th.qy + j * g.by, oy = a.oy0 + u;
-    if (oy >= g.OH) break;
-    for (int i = 0; i < g.px; ++i) {
-      const int v = th.qx + i * g.bx, ox = a.ox0 + v;
-      if (ox >= g.OW) break;
-      const int at = th.at(u, v);
-      T acc = b0;
-      if constexpr (kFixed) {
+  th.for_each_output(g, a, [&](int oy, int ox, int at) {
+    T acc = b0;
+    if constexpr (kFixed) {
 #pragma unroll
-        for (int kh = 0; kh < KH; ++kh)
+      for (int kh = 0; kh < KH; ++kh)
 #pragma unroll
-          for (int kw = 0; kw < KW; ++kw)
-            acc += wr[kh * KW + kw] *
-                   static_cast<T>(static_cast<S>(tile[at + kh * th.tap_h + kw * th.tap_w]));
-      } else {
-        for (int kh = 0; kh < kh_n; ++kh)
-          for (int kw = 0; kw < kw_n; ++kw)
-            acc += static_cast<T>(gload(w, w0 + kh * wh + kw * ww)) *
-                   static_cast<T>(static_cast<S>(tile[at + kh * th.tap_h + kw * th.tap_w]));
-      }
-      gstore(out, out_base + oy * g.os.h + ox * g.os.w, static_cast<S>(acc));
+        for (int kw = 0; kw < KW; ++kw)
+          acc += wr[kh * KW + kw] *
+                 static_cast<T>(static_cast<S>(tile[at + kh * th.tap_h + kw * th.tap_w]));
+    } else {
+#pragma unroll 1
+      for (int kh = 0; kh < kh_n; ++kh)
+#pragma unroll 1
+        for (int kw = 0; kw < kw_n; ++kw)
+          acc += static_cast<T>(gload(w, w0 + kh * wh + kw * ww)) *
+                 static_cast<T>(static_cast<S>(tile[at + kh * th.tap_h + kw * th.tap_w]));
     }
-  }
+    gstore(out, out_base + oy * g.os.h + ox * g.os.w, static_cast<S>(acc));
+  });
 }
 
 // The weight gradient: block (split, chunk) walks tiles split, split +
@@ -310,22 +322,15 @@ __global__ void __launch_bounds__(kThreads)
     const int c = a.c0 + th.ch;
     if (c >= g.C) continue;
     const int64_t go_base = a.n * g.os.n + c * g.os.c;
-    for (int j = 0; j < g.py; ++j) {
-      const int u = th.qy + j * g.by, oy = a.oy0 + u;
-      if (oy >= g.OH) break;
-      for (int i = 0; i < g.px; ++i) {
-        const int v = th.qx + i * g.bx, ox = a.ox0 + v;
-        if (ox >= g.OW) break;
-        const T d = static_cast<T>(gload(go, go_base + oy * g.os.h + ox * g.os.w));
-        const int at = th.at(u, v);
+    th.for_each_output(g, a, [&](int oy, int ox, int at) {
+      const T d = static_cast<T>(gload(go, go_base + oy * g.os.h + ox * g.os.w));
 #pragma unroll
-        for (int kh = 0; kh < KH; ++kh)
+      for (int kh = 0; kh < KH; ++kh)
 #pragma unroll
-          for (int kw = 0; kw < KW; ++kw)
-            acc[kh * KW + kw] +=
-                d * static_cast<T>(static_cast<S>(tile[at + kh * th.tap_h + kw * th.tap_w]));
-      }
-    }
+        for (int kw = 0; kw < KW; ++kw)
+          acc[kh * KW + kw] +=
+              d * static_cast<T>(static_cast<S>(tile[at + kh * th.tap_h + kw * th.tap_w]));
+    });
   }
   // Lanes o apart (o >= cb) hold the same channel: fold them onto lanes < cb,
   // then add the 8 warps' values in order.
@@ -336,10 +341,11 @@ __global__ void __launch_bounds__(kThreads)
     for (int o = 16; o >= g.cb; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
     if (lane < g.cb) red[warp * g.cb + lane] = v;
     __syncthreads();
-    if (threadIdx.x < g.cb && c0 + threadIdx.x < g.C) {
+    const int tid = threadIdx.x;
+    if (tid < g.cb && c0 + tid < g.C) {
       T sum = T(0);
-      for (int wi = 0; wi < kThreads / 32; ++wi) sum += static_cast<T>(red[wi * g.cb + threadIdx.x]);
-      gstore(part, (int64_t{split} * g.C + c0 + threadIdx.x) * kTaps + k, sum);
+      for (int wi = 0; wi < kThreads / 32; ++wi) sum += static_cast<T>(red[wi * g.cb + tid]);
+      gstore(part, (int64_t{split} * g.C + c0 + tid) * kTaps + k, sum);
     }
     __syncthreads();
   }
