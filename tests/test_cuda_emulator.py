@@ -136,7 +136,31 @@ CASES = {
                               layout="strided", index64=True),
     # split_reduce's grid-stride loop: 32 x 32 x 9 partial sums on one SM
     "reduce_loop": Case(2, 1, 32, 32, (4, 4), (3, 3), padding=(1, 1), sm=1),
+    # depthwise, tiled kernels (multiplier 1): each compile-time tap shape and
+    # the runtime-tap one, plane tiles (NCHW) and channel blocks (channels
+    # fastest), 16-byte loads with partial vectors at the edges ("cropped":
+    # a view of a wider buffer), tiles and channel blocks cut by the edges
+    "dw3_cl": Case(2, 2, 40, 40, (13, 11), (3, 3), padding=(1, 1), groups=40,
+                   layout="channels_last"),
+    "dw3_cropped": Case(2, 2, 3, 3, (10, 29), (3, 3), padding=(1, 1), groups=3, layout="cropped"),
+    "dw3_cl_cropped": Case(2, 2, 11, 11, (6, 7), (3, 3), padding=(1, 1), groups=11,
+                           layout="cl_cropped"),
+    "dw5_s2_cl": Case(2, 2, 8, 8, (15, 13), (5, 5), (2, 2), (2, 2), groups=8,
+                      layout="channels_last"),
+    "dw7_same": Case(2, 1, 3, 3, (19, 70), (7, 7), padding="same", groups=3),
+    "dw3_s2_dilated": Case(2, 2, 4, 4, (17, 16), (3, 3), (2, 2), (2, 1), (2, 2), groups=4,
+                           layout="strided", extra=1),
+    "dw_runtime_taps": Case(2, 2, 6, 6, (9, 8), (4, 3), padding="same", dilation=(1, 2),
+                            groups=6),
+    # the halo does not fit the shared tile: per-element kernels
+    "dw_tall_dilation": Case(2, 1, 4, 4, (205, 10), (3, 3), dilation=(100, 1), groups=4,
+                             layout="channels_last"),
+    "dw_empty_batch": Case(2, 0, 4, 4, (7, 7), (3, 3), padding=(1, 1), groups=4),
     # 1D
+    "dw1d_causal_k2": c1(2, 8, 8, 37, 2, p=1, g=8),
+    "dw1d_causal_k3": c1(2, 8, 8, 37, 3, p=2, g=8, layout="channels_last"),
+    "dw1d_causal_k4": c1(2, 8, 8, 300, 4, p=3, g=8),
+    "dw1d_causal_k4_cl": c1(2, 40, 40, 70, 4, p=3, g=40, layout="channels_last"),
     "conv1d": c1(3, 6, 9, 40, 5, s=2, p=3, d=2),
     "conv1d_depthwise": c1(2, 6, 6, 33, 7, p=3, g=6),
     "conv1d_same": c1(2, 4, 5, 20, 4, p="same", d=3),
@@ -144,9 +168,22 @@ CASES = {
 
 
 def lay_out(t, layout):
-    """The same values in the case's memory layout."""
+    """The same values in the case's memory layout; channels_last of a 3D
+    tensor: channels fastest, as a transposed (N, L, C) tensor."""
     if layout == "channels_last" and t.dim() == 4:
         return t.contiguous(memory_format=torch.channels_last)
+    if layout == "channels_last" and t.dim() == 3:
+        return t.transpose(1, 2).contiguous().transpose(1, 2)
+    if layout in ("cropped", "cl_cropped"):  # a view of a buffer wider in its contiguous dim
+        dim = 1 if layout == "cl_cropped" else t.dim() - 1
+        wide = list(t.shape)
+        wide[dim] = (wide[dim] + 8) // 8 * 8
+        buf = torch.zeros(wide, dtype=t.dtype)
+        if dim == 1:
+            buf = buf.contiguous(memory_format=torch.channels_last)
+        out = buf.narrow(dim, 0, t.shape[dim])
+        out.copy_(t)
+        return out
     if layout == "strided":  # every second element of a wider buffer, last dim
         wide = torch.empty(*t.shape[:-1], 2 * t.shape[-1], dtype=t.dtype)
         wide[..., ::2] = t
@@ -238,6 +275,38 @@ def test_cuda_kernels_match_torch(emu, name, dtype):
         emu.set_int32_index_limit(2 ** 30 - 1)
 
 
+@pytest.mark.parametrize("name", ["depthwise_split", "dw3_cl", "dw1d_causal_k4_cl"])
+def test_depthwise_same_bits_on_any_gpu(emu, name):
+    """Depthwise forward, grad_input and grad_weight give the same bits on
+    GPUs with different SM counts: launch shapes, and grad_weight's split of
+    the positions (so its order of sums), depend only on the problem's sizes
+    (with a split count from sm_count, "depthwise_split" takes 2 splits on 1
+    SM and 14 on 7, and its float32 grad_weight differs)."""
+    case = CASES[name]
+    c = case.conv
+    stride, padding, dilation, groups = c.op_params()
+    params = [stride, padding, dilation, groups]
+    d = c.dims
+    for dtype in (torch.float32, torch.bfloat16):
+        x, w, b = c.make(dtype)
+        xl, wl = lay_out(x, case.layout), lay_out(w, case.layout)
+        runs = []
+        for sm in (1, 7):
+            emu.set_sm_count(sm)
+            try:
+                out = getattr(emu, f"conv{d}d")(xl, wl, b, *params)
+                go = lay_out(torch.randn(out.shape, generator=torch.Generator().manual_seed(1),
+                                         dtype=torch.float64).to(dtype), case.layout)
+                runs.append([out, getattr(emu, f"conv{d}d_grad_input")(go, wl, list(x.shape),
+                                                                       *params),
+                             getattr(emu, f"conv{d}d_grad_weight")(go, xl, list(w.shape),
+                                                                   *params)])
+            finally:
+                emu.set_sm_count(4)
+        for what, one, seven in zip(("forward", "grad_input", "grad_weight"), *runs):
+            assert torch.equal(one, seven), (what, dtype, (one.double() - seven).abs().max())
+
+
 def igemm_blocks(emu):
     return sum(n for k, n in emu.block_counts().items() if "igemm_kernel" in k)
 
@@ -271,6 +340,10 @@ def test_every_kernel_config_ran(emu):
                        "dw_grad_weight_kernel"):
             for index in ("int", "long int"):
                 assert f"::{kernel}<{dtype}, {index}>" in names, (kernel, dtype, index)
+        for taps in ("3, 3", "5, 5", "7, 7", "1, 2", "1, 3", "1, 4", "0, 0"):
+            assert f"::dw_tile_kernel<{dtype}, {taps}>" in names, (dtype, taps)
+            if taps != "0, 0":
+                assert f"::dw_tile_grad_weight_kernel<{dtype}, {taps}>" in names, (dtype, taps)
     for tile in ("TileCfg<64, 64, 16, 4, 4>", "TileCfg<128, 128, 8, 8, 8>"):
         assert tile in names
     for dtype in ("c10::Half", "c10::BFloat16"):  # plain_cl: the tensor-core grad_input

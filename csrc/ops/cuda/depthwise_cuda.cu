@@ -1,9 +1,16 @@
-// Depthwise kernels. Forward and grad_input give each thread one element of
-// their result and gather over the taps (grad_input keeps only the taps whose
-// stride phase matches, so no scatter and no atomics); neighbouring threads
-// take neighbouring elements in the result's memory order (NCHW or NHWC).
-// The weight gradient gives each block one (channel, tap) and a slice of the
-// positions; the slices' sums are added in a fixed order afterwards.
+// Depthwise kernels. With channel multiplier 1, the forward and the
+// unit-stride grad_input are tiled bandwidth kernels (depthwise_tile.cuh).
+// The rest (multiplier > 1, strided grad_input, a halo too large for the
+// shared tile, geometry past 32-bit tile math) take the per-element kernels
+// here: each thread gives one element of the result and gathers over the
+// taps (grad_input keeps only the taps whose stride phase matches, so no
+// scatter and no atomics); neighbouring threads take neighbouring elements
+// in the result's memory order (NCHW or NHWC).
+// The weight gradient (tiled kernel, or else one block per (channel, tap)
+// and slice of the positions) writes per-block partial sums that are added
+// in a fixed order afterwards (split_reduce). The number of slices depends
+// only on the problem's sizes, never on the GPU, so results are bitwise the
+// same on every GPU model.
 
 #include "ops/cuda/depthwise_cuda.cuh"
 
@@ -13,6 +20,7 @@
 #include <type_traits>
 
 #include "ops/cuda/block_reduce.cuh"
+#include "ops/cuda/depthwise_tile.cuh"
 #include "ops/cuda/device.cuh"
 #include "ops/cuda/launch_utils.cuh"
 #include "ops/cuda/split_reduce.cuh"
@@ -116,9 +124,61 @@ __global__ void __launch_bounds__(kThreads)
   if (threadIdx.x == 0) gstore(part, (split * s.OC + oc) * taps + tap, acc);
 }
 
+// The tiled kernel over src -> out for geometry g (depthwise_tile.cuh);
+// false when the problem does not fit it.
+// plan_tile for staging `src` (its layout picks the mapping; 16-byte loads
+// where its strides and address allow) and results strided like `out`.
+template <typename S>
+bool plan_tile(const at::Tensor& src, const at::Tensor& out, DwTile& g, int64_t* blocks) {
+  constexpr int V = 16 / sizeof(S);
+  const Strides4 is = strides4(src);
+  const bool cf = channels_fastest(src);
+  const bool vec_ok = reinterpret_cast<uintptr_t>(src.const_data_ptr()) % 16 == 0 &&
+                      is.n % V == 0 && is.h % V == 0 &&
+                      (cf ? is.c == 1 && is.w % V == 0 : is.w == 1 && is.c % V == 0);
+  g.is = is;
+  g.os = strides4(out);
+  return plan_tile(g, src.size(0), sizeof(S), cf, vec_ok, blocks);
+}
+
+template <typename S>
+bool tile_launch(const at::Tensor& src, const at::Tensor& weight, const at::Tensor* bias,
+                 at::Tensor& out, DwTile g) {
+  int64_t blocks = 0;
+  if (!plan_tile<S>(src, out, g, &blocks)) return false;
+  if (blocks == 0) return true;
+  with_taps(g.KH, g.KW, [&](auto kh, auto kw) {
+    launch<dw_tile_kernel<S, decltype(kh)::value, decltype(kw)::value>>(
+        static_cast<unsigned>(blocks), kThreads, read_ptr<S>(src), read_ptr<S>(weight),
+        strides4(weight), bias ? read_ptr<S>(*bias) : nullptr, bias ? bias->stride(0) : 0,
+        write_ptr<S>(out), g);
+  });
+  return true;
+}
+
+// Geometry of the tiled kernel for a conv from an IH x IW image to OH x OW
+// (or false: past its 32-bit tile math).
+bool tile_geometry(DwTile& g, const ConvShape& s, int64_t IH, int64_t IW, int64_t OH,
+                   int64_t OW, int64_t ph, int64_t pw) {
+  if (!fits_tile_math({IH, IW, OH, OW, ph, pw, s.sh, s.sw, s.dh, s.dw, s.C,
+                       (s.KH - 1) * s.dh, (s.KW - 1) * s.dw, OH * s.sh, OW * s.sw}))
+    return false;
+  g.IH = static_cast<int>(IH), g.IW = static_cast<int>(IW);
+  g.OH = static_cast<int>(OH), g.OW = static_cast<int>(OW);
+  g.C = static_cast<int>(s.C), g.KH = static_cast<int>(s.KH), g.KW = static_cast<int>(s.KW);
+  g.sh = static_cast<int>(s.sh), g.sw = static_cast<int>(s.sw);
+  g.ph = static_cast<int>(ph), g.pw = static_cast<int>(pw);
+  g.dh = static_cast<int>(s.dh), g.dw = static_cast<int>(s.dw);
+  return true;
+}
+
 template <typename S>
 void forward_impl(const at::Tensor& input, const at::Tensor& weight,
                        const at::Tensor* bias, at::Tensor& out, const ConvShape& s) {
+  DwTile g;
+  if (s.OC == s.C && tile_geometry(g, s, s.H, s.W, s.OH, s.OW, s.ph, s.pw) &&
+      tile_launch<S>(input, weight, bias, out, g))
+    return;
   const int64_t total = out.numel();
   with_index_type(total, [&](auto index) {
     using I = decltype(index);
@@ -132,6 +192,15 @@ void forward_impl(const at::Tensor& input, const at::Tensor& weight,
 template <typename S>
 void grad_input_impl(const at::Tensor& grad_out, const at::Tensor& weight,
                           at::Tensor& grad_in, const ConvShape& s) {
+  // Unit stride: the forward over grad_out with the taps reversed and
+  // padding (K - 1) * d - p.
+  DwTile g;
+  g.flip = true;
+  if (s.OC == s.C && s.sh == 1 && s.sw == 1 &&
+      tile_geometry(g, s, s.OH, s.OW, s.H, s.W,
+                    (s.KH - 1) * s.dh - s.ph, (s.KW - 1) * s.dw - s.pw) &&
+      tile_launch<S>(grad_out, weight, nullptr, grad_in, g))
+    return;
   const int64_t total = grad_in.numel();
   with_index_type(total, [&](auto index) {
     using I = decltype(index);
@@ -142,13 +211,53 @@ void grad_input_impl(const at::Tensor& grad_out, const at::Tensor& weight,
   });
 }
 
+constexpr int64_t kGradWeightBlocks = 1024;
+
+// grad_weight by tiles (multiplier 1, compile-time taps): about
+// kGradWeightBlocks blocks, each walking a fixed set of tiles; false when the
+// problem does not fit.
+template <typename S>
+bool grad_weight_tiled(const at::Tensor& grad_out, const at::Tensor& input, at::Tensor& grad_w,
+                       const ConvShape& s, const ReduceTarget<S>& target) {
+  using T = at::opmath_type<S>;
+  DwTile g;
+  int64_t blocks = 0;
+  if (s.OC != s.C || !tile_geometry(g, s, s.H, s.W, s.OH, s.OW, s.ph, s.pw) ||
+      !plan_tile<S>(input, grad_out, g, &blocks))
+    return false;
+  bool done = false;
+  with_taps(s.KH, s.KW, [&](auto kh, auto kw) {
+    constexpr int KH = decltype(kh)::value, KW = decltype(kw)::value;
+    if constexpr (KH > 0) {
+      const int64_t tiles = blocks / g.chunks;  // N x tiles_y x tiles_x
+      const int64_t splits = std::clamp<int64_t>(ceil_div<int64_t>(kGradWeightBlocks, g.chunks),
+                                                 1, std::max<int64_t>(tiles, 1));
+      at::Tensor part = scratch<T>(grad_w, splits * s.C * s.taps());
+      launch<dw_tile_grad_weight_kernel<S, KH, KW>>(
+          static_cast<unsigned>(splits * g.chunks), kThreads, read_ptr<S>(input),
+          read_ptr<S>(grad_out), write_ptr<T>(part), g, static_cast<int>(s.N),
+          static_cast<int>(splits));
+      split_reduce<S, T>(read_ptr<T>(part), splits, s.C, s.taps(), target);
+      done = true;
+    }
+  });
+  return done;
+}
+
 template <typename S>
 void grad_weight_impl(const at::Tensor& grad_out, const at::Tensor& input,
                            at::Tensor& grad_w, const ConvShape& s) {
   using T = at::opmath_type<S>;
+  ReduceTarget<S> target;
+  target.ptr = write_ptr<S>(grad_w);
+  target.row_stride = grad_w.stride(0);
+  target.cols = grid_axis(0, s.KH, s.KW, 1, 1, grad_w.stride(2), grad_w.stride(3));
+  if (grad_weight_tiled<S>(grad_out, input, grad_w, s, target)) return;
   const int64_t R = s.N * s.OH * s.OW, rows = s.OC, taps = s.taps();
-  // Enough blocks for ~4 per SM, but at least 16 positions per thread.
-  const int64_t want = ceil_div<int64_t>(4 * sm_count(), rows * taps);
+  // About kGradWeightBlocks blocks (8 per SM of a 132-SM GPU), but at least
+  // 16 positions per thread: a function of the sizes only, never of the GPU
+  // (sm_count), so the sums' order and so the result are the same on any GPU.
+  const int64_t want = ceil_div<int64_t>(kGradWeightBlocks, rows * taps);
   const int64_t most = std::max<int64_t>(1, R / (16 * kThreads));
   const int64_t splits = std::max<int64_t>(1, std::min(want, most));
   const int64_t chunk = std::max<int64_t>(1, ceil_div(R, splits));
@@ -159,10 +268,6 @@ void grad_weight_impl(const at::Tensor& grad_out, const at::Tensor& input,
         static_cast<unsigned>(splits * rows * taps), kThreads, read_ptr<S>(grad_out),
         strides4(grad_out), read_ptr<S>(input), strides4(input), write_ptr<T>(part), s, chunk);
   });
-  ReduceTarget<S> target;
-  target.ptr = write_ptr<S>(grad_w);
-  target.row_stride = grad_w.stride(0);
-  target.cols = grid_axis(0, s.KH, s.KW, 1, 1, grad_w.stride(2), grad_w.stride(3));
   split_reduce<S, T>(read_ptr<T>(part), splits, rows, taps, target);
 }
 
