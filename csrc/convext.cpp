@@ -2,8 +2,8 @@
 // ops/conv.cpp) and exposes a few facts about the build.
 #include <torch/extension.h>
 
-#include "ops/cpu/gemm/microkernel.h"
-#include "ops/cpu/gemm/peak_probe.h"
+#include "ops/cpu/ukernels/microkernel.h"
+#include "bench/peak_probe.h"
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "convext kernels; the ops are torch.ops.convext.*";

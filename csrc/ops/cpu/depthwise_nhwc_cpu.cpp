@@ -12,7 +12,7 @@
 
 #include "ops/cpu/conv_kernels_cpu.h"
 #include "ops/cpu/depthwise_cpu.h"
-#include "ops/cpu/gemm/microkernel.h"
+#include "ops/cpu/ukernels/microkernel.h"
 
 namespace convext {
 namespace cpu {

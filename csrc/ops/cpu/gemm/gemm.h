@@ -11,7 +11,7 @@
 #include <type_traits>
 
 #include "ops/cpu/gemm/grid.h"
-#include "ops/cpu/gemm/microkernel.h"
+#include "ops/cpu/ukernels/microkernel.h"
 
 namespace convext {
 namespace cpu {

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "ops/cpu/gemm/grid.h"
-#include "ops/cpu/gemm/microkernel.h"
+#include "ops/cpu/ukernels/microkernel.h"
 
 namespace convext {
 namespace cpu {

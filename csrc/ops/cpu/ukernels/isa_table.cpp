@@ -2,7 +2,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "ops/cpu/gemm/microkernel.h"
+#include "ops/cpu/ukernels/microkernel.h"
 
 namespace convext {
 namespace cpu {
