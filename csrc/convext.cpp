@@ -1,9 +1,11 @@
 // The Python module convext._C: importing it registers the ops (see
-// ops/conv.cpp) and exposes a few facts about the build.
+// ops/conv.cpp) and exposes a few facts about the build, and the CPU path
+// selector.
 #include <torch/extension.h>
 
-#include "ops/cpu/ukernels/microkernel.h"
 #include "bench/peak_probe.h"
+#include "ops/cpu/conv_path.h"
+#include "ops/cpu/ukernels/microkernel.h"
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "convext kernels; the ops are torch.ops.convext.*";
@@ -21,4 +23,10 @@ PYBIND11_MODULE(_C, m) {
         pybind11::arg("seconds") = 0.05,
         "GFLOP/s one core's GEMM microkernel sustains on cache-resident data (the benchmark's "
         "CPU peak).", pybind11::call_guard<pybind11::gil_scoped_release>());
+  m.def("cpu_path", &convext::cpu::path_for_op, pybind11::arg("op"), pybind11::arg("a"),
+        pybind11::arg("b"), pybind11::arg("size"), pybind11::arg("stride"),
+        pybind11::arg("padding"), pybind11::arg("dilation"), pybind11::arg("groups"),
+        "The path the CPU kernel of op (conv1d, conv2d, conv{1,2}d_grad_input, "
+        "conv{1,2}d_grad_weight) takes for the op's arguments (see csrc/ops/cpu/conv_path.h): "
+        "depthwise_nhwc, depthwise, pointwise, staged, gather, or empty.");
 }
