@@ -1,11 +1,12 @@
 // The Python module convext._C: importing it registers the ops (see
-// ops/conv.cpp) and exposes a few facts about the build, and the CPU path
-// selector.
+// ops/conv.cpp) and exposes a few facts about the build, the CPU path
+// selector, and (underscored, for tests/test_ukernels.py) single microkernels.
 #include <torch/extension.h>
 
 #include "bench/peak_probe.h"
 #include "ops/cpu/conv_path.h"
 #include "ops/cpu/ukernels/microkernel.h"
+#include "ops/cpu/ukernels/ukernel_calls.h"
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "convext kernels; the ops are torch.ops.convext.*";
@@ -29,4 +30,14 @@ PYBIND11_MODULE(_C, m) {
         "The path the CPU kernel of op (conv1d, conv2d, conv{1,2}d_grad_input, "
         "conv{1,2}d_grad_weight) takes for the op's arguments (see csrc/ops/cpu/conv_path.h): "
         "depthwise_nhwc, depthwise, pointwise, staged, gather, or empty.");
+  namespace cpu = convext::cpu;
+  m.def("_ukernel_isas", &cpu::ukernel_isas);
+  m.def("_ukernel_tile", &cpu::ukernel_tile);
+  m.def("_ukernel_gemm", &cpu::ukernel_gemm);
+  m.def("_ukernel_taps_row", &cpu::ukernel_taps_row);
+  m.def("_ukernel_taps_dot", &cpu::ukernel_taps_dot);
+  m.def("_ukernel_vtaps_row", &cpu::ukernel_vtaps_row);
+  m.def("_ukernel_vtaps_acc", &cpu::ukernel_vtaps_acc);
+  m.attr("_ukernel_row_slack") = cpu::kRowSlack;
+  m.attr("_ukernel_dot_lanes") = cpu::kDotLanes;
 }
