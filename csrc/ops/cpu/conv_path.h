@@ -13,6 +13,8 @@
 //                   (staging.h): padded planes, one contiguous run per row
 //   gather          the implicit GEMM gathering its panels from the tensor
 //                   (grad_input: per stride phase); grad_weight's only GEMM
+// CUDA dispatches in the same order at its level: depthwise, then the
+// tensor-core MMA kernel where it applies, then the SIMT GEMM.
 
 #include <ATen/ATen.h>
 
