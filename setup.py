@@ -81,6 +81,7 @@ def openmp_flags():
 
 def sources(with_cuda):
     cpp = sorted(glob.glob(os.path.join(CSRC, "*.cpp")))
+    cpp += sorted(glob.glob(os.path.join(CSRC, "bench", "*.cpp")))
     cpp += sorted(glob.glob(os.path.join(CSRC, "ops", "*.cpp")))
     cpp += sorted(glob.glob(os.path.join(CSRC, "ops", "cpu", "**", "*.cpp"), recursive=True))
     cpp += sorted(glob.glob(os.path.join(CSRC, "ops", "autocast", "*.cpp")))

@@ -1,10 +1,13 @@
 // The Python module convext._C: importing it registers the ops (see
-// ops/conv.cpp) and exposes a few facts about the build.
+// ops/conv.cpp) and exposes a few facts about the build, the CPU path
+// selector, and (underscored, for tests/test_ukernels.py) single microkernels.
 #include <torch/extension.h>
 
-#include "ops/cpu/gemm/microkernel.h"
-#include "ops/cpu/gemm/peak_probe.h"
+#include "bench/peak_probe.h"
+#include "ops/cpu/conv_path.h"
 #include "ops/cpu/scratch.h"
+#include "ops/cpu/ukernels/microkernel.h"
+#include "ops/cpu/ukernels/ukernel_calls.h"
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "convext kernels; the ops are torch.ops.convext.*";
@@ -27,4 +30,20 @@ PYBIND11_MODULE(_C, m) {
         pybind11::arg("reset") = false,
         "Peak bytes of CPU kernel scratch memory alive at once since the last reset (per-thread "
         "buffers of every thread included); reset=True also starts a new peak.");
+  m.def("cpu_path", &convext::cpu::path_for_op, pybind11::arg("op"), pybind11::arg("a"),
+        pybind11::arg("b"), pybind11::arg("size"), pybind11::arg("stride"),
+        pybind11::arg("padding"), pybind11::arg("dilation"), pybind11::arg("groups"),
+        "The path the CPU kernel of op (conv1d, conv2d, conv{1,2}d_grad_input, "
+        "conv{1,2}d_grad_weight) takes for the op's arguments (see csrc/ops/cpu/conv_path.h): "
+        "depthwise_nhwc, depthwise, pointwise, staged, gather, or empty.");
+  namespace cpu = convext::cpu;
+  m.def("_ukernel_isas", &cpu::ukernel_isas);
+  m.def("_ukernel_tile", &cpu::ukernel_tile);
+  m.def("_ukernel_gemm", &cpu::ukernel_gemm);
+  m.def("_ukernel_taps_row", &cpu::ukernel_taps_row);
+  m.def("_ukernel_taps_dot", &cpu::ukernel_taps_dot);
+  m.def("_ukernel_vtaps_row", &cpu::ukernel_vtaps_row);
+  m.def("_ukernel_vtaps_acc", &cpu::ukernel_vtaps_acc);
+  m.attr("_ukernel_row_slack") = cpu::kRowSlack;
+  m.attr("_ukernel_dot_lanes") = cpu::kDotLanes;
 }

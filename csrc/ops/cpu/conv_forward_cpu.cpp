@@ -9,6 +9,7 @@
 #include <ATen/Parallel.h>
 
 #include "ops/cpu/conv_kernels_cpu.h"
+#include "ops/cpu/conv_path.h"
 #include "ops/cpu/conv_taps.h"
 #include "ops/cpu/depthwise_cpu.h"
 #include "ops/cpu/gemm/gemm.h"
@@ -23,7 +24,7 @@ namespace {
 // S: tensor element type, P: packed operand type, T: accumulator type.
 template <typename S, typename P, typename T>
 void forward_gemm(const at::Tensor& input, const at::Tensor& weight, const at::Tensor* bias,
-                  at::Tensor& out, const ConvShape& s, const UKernel<P, T>& uk) {
+                  at::Tensor& out, const ConvShape& s, CpuPath path, const UKernel<P, T>& uk) {
   const int64_t M = s.ocg(), K = s.icg() * s.taps();
   const int64_t KC = kc_block<P>(uk), Mp = round_up(M, uk.mr), Kp = panel_k(uk, K);
 
@@ -78,12 +79,10 @@ void forward_gemm(const at::Tensor& input, const at::Tensor& weight, const at::T
     });
   };
 
-  const StagedDim sh(s.H, s.OH, off_h), sw(s.W, s.OW, off_w);
-  const bool pointwise = s.taps() == 1 && s.ph == 0 && s.pw == 0 && s.sh == 1 && s.sw == 1;
-  if (pointwise && sizeof(P) == sizeof(S) && input.stride(3) == 1 &&
-      input.stride(2) == s.W) {
+  if (path == CpuPath::kPointwise) {
     // 1x1, stride 1, no padding, rows contiguous: each channel of an image is
     // already one run of the input, so B is packed straight from it.
+    TORCH_INTERNAL_ASSERT(sizeof(P) == sizeof(S), "pointwise path needs the stored type packed");
     const P* in = reinterpret_cast<const P*>(input.const_data_ptr<S>());
     run(s.OW, [&](int64_t g) {
       GridView<const P> src;
@@ -92,8 +91,9 @@ void forward_gemm(const at::Tensor& input, const at::Tensor& weight, const at::T
       src.H = 1; src.W = s.H * s.W; src.GH = 1; src.GW = s.OH * s.OW;
       return src;
     });
-  } else if (s.sh == 1 && s.sw == 1 && staging_pays(s.N * s.C, sh, sw)) {
+  } else if (path == CpuPath::kStaged) {
     // Stride 1: stage padded planes so each B row is one contiguous run.
+    const StagedDim sh(s.H, s.OH, off_h), sw(s.W, s.OW, off_w);
     StagedPlanes<P> st(s.N * s.C, sh, sw);
     stage_planes<P, S>(input, sh, sw, st);
     const std::vector<int64_t> tap_off = staged_tap_offsets(st.Ws, sh, sw, off_h, off_w);
@@ -113,14 +113,17 @@ void forward_gemm(const at::Tensor& input, const at::Tensor& weight, const at::T
 
 void CpuKernels::forward(const at::Tensor& input, const at::Tensor& weight,
                          const at::Tensor* bias, at::Tensor& out, const ConvShape& s) {
+  const CpuPath path = select_path(ConvDirection::kForward, s, input, out);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, input.scalar_type(),
                                   "convext_conv_forward_cpu", [&] {
-    if (depthwise_direct(s)) {
-      depthwise_forward<scalar_t>(input, weight, bias, out, s);
-    } else {
-      with_ukernel<scalar_t>([&](const auto& uk) {
-        forward_gemm<scalar_t>(input, weight, bias, out, s, uk);
-      });
+    switch (path) {
+      case CpuPath::kDepthwiseNhwc:
+        return depthwise_nhwc_forward<scalar_t>(input, weight, bias, out, s);
+      case CpuPath::kDepthwise: return depthwise_forward<scalar_t>(input, weight, bias, out, s);
+      default:
+        return with_ukernel<scalar_t>([&](const auto& uk) {
+          forward_gemm<scalar_t>(input, weight, bias, out, s, path, uk);
+        });
     }
   });
 }

@@ -14,6 +14,7 @@
 #include <ATen/Parallel.h>
 
 #include "ops/cpu/conv_kernels_cpu.h"
+#include "ops/cpu/conv_path.h"
 #include "ops/cpu/conv_taps.h"
 #include "ops/cpu/depthwise_cpu.h"
 #include <optional>
@@ -39,7 +40,8 @@ struct Phase {
 // S: tensor element type, P: packed operand type, T: accumulator type.
 template <typename S, typename P, typename T>
 void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight,
-                     at::Tensor& grad_in, const ConvShape& s, const UKernel<P, T>& uk) {
+                     at::Tensor& grad_in, const ConvShape& s, CpuPath path,
+                     const UKernel<P, T>& uk) {
   const int64_t M = s.icg(), OCg = s.ocg();
   const int64_t KC = kc_block<P>(uk), Mp = round_up(M, uk.mr);
   const int64_t Q_per_image_max = ceil_div(s.H, s.sh) * ceil_div(s.W, s.sw);
@@ -75,15 +77,13 @@ void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight,
   // grid is cheap, so each B row is one contiguous run (see staging.h).
   std::optional<StagedPlanes<P>> staged;
   std::vector<int64_t> tap_off;
-  if (s.sh == 1 && s.sw == 1) {
+  if (path == CpuPath::kStaged) {
     Phase& ph = phases[0];
     const StagedDim dh(s.OH, s.H, ph.off_h), dw(s.OW, s.W, ph.off_w);
-    if (staging_pays(s.N * s.OC, dh, dw)) {
-      staged.emplace(s.N * s.OC, dh, dw);
-      stage_planes<P, S>(grad_out, dh, dw, *staged);
-      tap_off = staged_tap_offsets(staged->Ws, dh, dw, ph.off_h, ph.off_w);
-      ph.GW = staged->Ws;
-    }
+    staged.emplace(s.N * s.OC, dh, dw);
+    stage_planes<P, S>(grad_out, dh, dw, *staged);
+    tap_off = staged_tap_offsets(staged->Ws, dh, dw, ph.off_h, ph.off_w);
+    ph.GW = staged->Ws;
   }
   for (Phase& ph : phases) {
     ph.task_begin = tasks;
@@ -149,14 +149,18 @@ void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight,
 
 void CpuKernels::grad_input(const at::Tensor& grad_out, const at::Tensor& weight,
                             at::Tensor& grad_in, const ConvShape& s) {
+  const CpuPath path = select_path(ConvDirection::kGradInput, s, grad_out, grad_in);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, grad_out.scalar_type(),
                                   "convext_conv_grad_input_cpu", [&] {
-    if (depthwise_direct(s)) {
-      depthwise_grad_input<scalar_t>(grad_out, weight, grad_in, s);
-    } else {
-      with_ukernel<scalar_t>([&](const auto& uk) {
-        grad_input_gemm<scalar_t>(grad_out, weight, grad_in, s, uk);
-      });
+    switch (path) {
+      case CpuPath::kDepthwiseNhwc:
+        return depthwise_nhwc_grad_input<scalar_t>(grad_out, weight, grad_in, s);
+      case CpuPath::kDepthwise:
+        return depthwise_grad_input<scalar_t>(grad_out, weight, grad_in, s);
+      default:
+        return with_ukernel<scalar_t>([&](const auto& uk) {
+          grad_input_gemm<scalar_t>(grad_out, weight, grad_in, s, path, uk);
+        });
     }
   });
 }

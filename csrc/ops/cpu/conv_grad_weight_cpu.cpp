@@ -15,6 +15,7 @@
 #include <ATen/Parallel.h>
 
 #include "ops/cpu/conv_kernels_cpu.h"
+#include "ops/cpu/conv_path.h"
 #include "ops/cpu/conv_taps.h"
 #include "ops/cpu/depthwise_cpu.h"
 #include "ops/cpu/gemm/gemm.h"
@@ -120,14 +121,18 @@ void grad_weight_gemm(const at::Tensor& grad_out, const at::Tensor& input,
 
 void CpuKernels::grad_weight(const at::Tensor& grad_out, const at::Tensor& input,
                              at::Tensor& grad_w, const ConvShape& s) {
+  const CpuPath path = select_path(ConvDirection::kGradWeight, s, grad_out, input);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, grad_out.scalar_type(),
                                   "convext_conv_grad_weight_cpu", [&] {
-    if (depthwise_direct(s)) {
-      depthwise_grad_weight<scalar_t>(grad_out, input, grad_w, s);
-    } else {
-      with_ukernel<scalar_t>([&](const auto& uk) {
-        grad_weight_gemm<scalar_t>(grad_out, input, grad_w, s, uk);
-      });
+    switch (path) {
+      case CpuPath::kDepthwiseNhwc:
+        return depthwise_nhwc_grad_weight<scalar_t>(grad_out, input, grad_w, s);
+      case CpuPath::kDepthwise:
+        return depthwise_grad_weight<scalar_t>(grad_out, input, grad_w, s);
+      default:
+        return with_ukernel<scalar_t>([&](const auto& uk) {
+          grad_weight_gemm<scalar_t>(grad_out, input, grad_w, s, uk);
+        });
     }
   });
 }

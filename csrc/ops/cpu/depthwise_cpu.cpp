@@ -16,8 +16,8 @@
 
 #include "ops/cpu/conv_kernels_cpu.h"
 #include "ops/cpu/conv_taps.h"
-#include "ops/cpu/gemm/microkernel.h"
 #include "ops/cpu/scratch.h"
+#include "ops/cpu/ukernels/microkernel.h"
 
 namespace convext {
 namespace cpu {
@@ -84,8 +84,6 @@ ScratchVector<T> to_opmath(const at::Tensor& t) {
 template <typename S>
 void depthwise_forward(const at::Tensor& input, const at::Tensor& weight,
                        const at::Tensor* bias, at::Tensor& out, const ConvShape& s) {
-  if (depthwise_nhwc_applies(input, out, s))
-    return depthwise_nhwc_forward<S>(input, weight, bias, out, s);
   using T = at::opmath_type<S>;
   const RowKernels<T>& rk = row_kernels_for<T>();
   const int64_t mult = s.ocg(), taps = s.taps();
@@ -118,8 +116,6 @@ void depthwise_forward(const at::Tensor& input, const at::Tensor& weight,
 template <typename S>
 void depthwise_grad_input(const at::Tensor& grad_out, const at::Tensor& weight,
                           at::Tensor& grad_in, const ConvShape& s) {
-  if (depthwise_nhwc_applies(grad_out, grad_in, s))
-    return depthwise_nhwc_grad_input<S>(grad_out, weight, grad_in, s);
   using T = at::opmath_type<S>;
   const RowKernels<T>& rk = row_kernels_for<T>();
   const int64_t mult = s.ocg(), taps = s.taps();
@@ -175,8 +171,6 @@ void depthwise_grad_input(const at::Tensor& grad_out, const at::Tensor& weight,
 template <typename S>
 void depthwise_grad_weight(const at::Tensor& grad_out, const at::Tensor& input,
                            at::Tensor& grad_w, const ConvShape& s) {
-  if (depthwise_nhwc_applies(grad_out, input, s))
-    return depthwise_nhwc_grad_weight<S>(grad_out, input, grad_w, s);
   using T = at::opmath_type<S>;
   const RowKernels<T>& rk = row_kernels_for<T>();
   const int64_t mult = s.ocg(), taps = s.taps();

@@ -13,14 +13,6 @@
 namespace convext {
 namespace cpu {
 
-// The direct kernels hold zero-padded copies of planes or rows, so they take
-// depthwise convs only while the padding is small next to the sizes (every
-// real network's); the rest go to the GEMM path, whose scratch follows the
-// tensors' sizes whatever the padding, stride or dilation.
-inline bool depthwise_direct(const ConvShape& s) {
-  return s.depthwise() && s.ph <= s.H + s.OH + s.KH && s.pw <= s.W + s.OW + s.KW;
-}
-
 template <typename S>
 void depthwise_forward(const at::Tensor& input, const at::Tensor& weight,
                        const at::Tensor* bias, at::Tensor& out, const ConvShape& s);
@@ -31,9 +23,8 @@ template <typename S>
 void depthwise_grad_weight(const at::Tensor& grad_out, const at::Tensor& input,
                            at::Tensor& grad_w, const ConvShape& s);
 
-// Channels-last variants (depthwise_nhwc_cpu.cpp), used when both tensors
-// have unit channel stride and the channel multiplier is 1.
-bool depthwise_nhwc_applies(const at::Tensor& a, const at::Tensor& b, const ConvShape& s);
+// Channels-last variants (depthwise_nhwc_cpu.cpp), for multiplier 1 and
+// unit channel stride on both tensors (conv_path.h picks which).
 template <typename S>
 void depthwise_nhwc_forward(const at::Tensor& input, const at::Tensor& weight,
                             const at::Tensor* bias, at::Tensor& out, const ConvShape& s);

@@ -12,8 +12,8 @@
 
 #include "ops/cpu/conv_kernels_cpu.h"
 #include "ops/cpu/depthwise_cpu.h"
-#include "ops/cpu/gemm/microkernel.h"
 #include "ops/cpu/scratch.h"
+#include "ops/cpu/ukernels/microkernel.h"
 
 namespace convext {
 namespace cpu {
@@ -57,10 +57,6 @@ void store_pixel(const T* src, int64_t nc, S* dst) {
 }
 
 }  // namespace
-
-bool depthwise_nhwc_applies(const at::Tensor& a, const at::Tensor& b, const ConvShape& s) {
-  return s.ocg() == 1 && a.stride(1) == 1 && b.stride(1) == 1 && s.C > 1;
-}
 
 template <typename S>
 void depthwise_nhwc_forward(const at::Tensor& input, const at::Tensor& weight,

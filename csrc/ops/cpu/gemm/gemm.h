@@ -11,8 +11,8 @@
 #include <type_traits>
 
 #include "ops/cpu/gemm/grid.h"
-#include "ops/cpu/gemm/microkernel.h"
 #include "ops/cpu/scratch.h"
+#include "ops/cpu/ukernels/microkernel.h"
 
 namespace convext {
 namespace cpu {

@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "ops/cpu/gemm/grid.h"
-#include "ops/cpu/gemm/microkernel.h"
 #include "ops/cpu/scratch.h"
+#include "ops/cpu/ukernels/microkernel.h"
 
 namespace convext {
 namespace cpu {

@@ -1,6 +1,6 @@
 // AVX2 + FMA microkernels: 4 x 24 floats (12 accumulators of 16 ymm) and
 // 4 x 12 doubles.
-#include "ops/cpu/gemm/microkernel.h"
+#include "ops/cpu/ukernels/microkernel.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 // Only this file is built for AVX2; it includes no header with inline
@@ -37,8 +37,8 @@ struct VD {
   static reg add(reg a, reg b) { return _mm256_add_pd(a, b); }
 };
 
-#include "ops/cpu/gemm/microkernel_body.h"
-#include "ops/cpu/gemm/rowkernel_body.h"
+#include "ops/cpu/ukernels/microkernel_body.h"
+#include "ops/cpu/ukernels/rowkernel_body.h"
 
 }  // namespace avx2
 

@@ -1,6 +1,6 @@
 // Portable microkernels for CPUs without AVX2 (and non-x86 ones): 16-byte
 // GCC/Clang vectors, which map to SSE2 or NEON; plain scalars elsewhere.
-#include "ops/cpu/gemm/microkernel.h"
+#include "ops/cpu/ukernels/microkernel.h"
 
 namespace convext {
 namespace cpu {
@@ -34,8 +34,8 @@ struct Vec {
 };
 #endif
 
-#include "ops/cpu/gemm/microkernel_body.h"
-#include "ops/cpu/gemm/rowkernel_body.h"
+#include "ops/cpu/ukernels/microkernel_body.h"
+#include "ops/cpu/ukernels/rowkernel_body.h"
 
 }  // namespace generic
 

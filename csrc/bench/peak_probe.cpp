@@ -1,12 +1,14 @@
 // Measures what one core's GEMM microkernel sustains on cache-resident
-// panels: the benchmark's "machine peak" on CPUs, where the clock the core
-// really runs at (turbo, VM limits) is not knowable from /proc.
+// panels: the benchmark's "machine peak" on CPUs (convext.bench, through
+// convext._C.microkernel_gflops), where the clock the core really runs at
+// (turbo, VM limits) is not knowable from /proc. Benchmark-only code, kept
+// out of the kernel library (ops/cpu).
 #include <chrono>
 #include <string>
 #include <vector>
 
-#include "ops/cpu/gemm/microkernel.h"
-#include "ops/cpu/gemm/peak_probe.h"
+#include "ops/cpu/ukernels/microkernel.h"
+#include "bench/peak_probe.h"
 
 namespace convext {
 namespace cpu {

@@ -1,6 +1,6 @@
 #pragma once
 // Register-blocked microkernels, one set per instruction set, picked at run
-// time from the CPU's features (see microkernel_select.cpp): the GEMM tile
+// time from the CPU's features (see isa_table.cpp): the GEMM tile
 // kernel below and the depthwise row kernels (rowkernel_body.h).
 //
 // A microkernel computes one MR x NR tile:
@@ -68,9 +68,21 @@ bool ukernels_avx512bf16(UKernelSet* out);  // adds bf16 to an avx512 set
 bool ukernels_avx2(UKernelSet* out);
 UKernelSet ukernels_generic();
 
-// The set for this CPU (chosen once). CONVEXT_ISA=generic|avx2|avx512|avx512bf16
-// caps it.
+// One row of the instruction-set table (isa_table.cpp), best first:
+// avx512bf16, avx512, avx2, generic.
+struct IsaEntry {
+  const char* name;               // as CONVEXT_ISA spells it
+  bool (*cpu_has)();              // whether this CPU runs it
+  bool (*init)(UKernelSet* out);  // fills the set; false if not compiled in
+};
+const IsaEntry* isa_table(int64_t* count);
+
+// The set for this CPU (chosen once): the first row at or below the
+// CONVEXT_ISA cap (a row's name) that the CPU runs.
 const UKernelSet& ukernels();
+
+// The set of a named row, or nullptr where the CPU lacks it (unit tests).
+const UKernelSet* ukernel_set(const char* name);
 
 // The kernels for a compute type.
 template <typename T> const UKernel<T>& ukernel_for();

@@ -1,7 +1,7 @@
 // AVX512-BF16 microkernel: 8 x 48 float accumulators fed by vdpbf16ps, which
 // multiplies pairs of bfloat16 (k, k+1) and adds both products in float, so
 // each instruction does twice the work of a float FMA.
-#include "ops/cpu/gemm/microkernel.h"
+#include "ops/cpu/ukernels/microkernel.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 // Only this file is built for AVX512-BF16 (see microkernel_avx2.cpp).

@@ -1,6 +1,6 @@
 // AVX-512F microkernels: 8 x 48 floats (24 accumulators of 32 zmm) and
 // 8 x 24 doubles.
-#include "ops/cpu/gemm/microkernel.h"
+#include "ops/cpu/ukernels/microkernel.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 // Only this file is built for AVX-512 (see microkernel_avx2.cpp).
@@ -36,8 +36,8 @@ struct VD {
   static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
 };
 
-#include "ops/cpu/gemm/microkernel_body.h"
-#include "ops/cpu/gemm/rowkernel_body.h"
+#include "ops/cpu/ukernels/microkernel_body.h"
+#include "ops/cpu/ukernels/rowkernel_body.h"
 
 }  // namespace avx512
 

@@ -1,0 +1,49 @@
+#pragma once
+// The one place the CPU backend chooses how a conv runs, in the style of
+// XNNPACK's select_microkernel_type: each op file asks select_path and only
+// dispatches on the answer; convext._C.cpu_path reports the same answer to
+// Python. Paths, in the order they are tried (the first that applies wins):
+//   depthwise_nhwc  depthwise-style, multiplier 1, both tensors channels
+//                   innermost (unit channel stride): vectorised over channels
+//   depthwise       other depthwise-style convs whose padding is small next
+//                   to the sizes: phase-split zero-padded planes
+//   pointwise       forward, 1x1, stride 1, no padding, input rows contiguous
+//                   and packed as stored: B packed straight from the input
+//   staged          forward and grad_input, stride 1, when staging pays
+//                   (staging.h): padded planes, one contiguous run per row
+//   gather          the implicit GEMM gathering its panels from the tensor
+//                   (grad_input: per stride phase); grad_weight's only GEMM
+// CUDA dispatches in the same order at its level: depthwise, then the
+// tensor-core MMA kernel where it applies, then the SIMT GEMM.
+
+#include <ATen/ATen.h>
+
+#include <string>
+
+#include "ops/conv_params.h"
+
+namespace convext {
+namespace cpu {
+
+enum class CpuPath { kDepthwiseNhwc, kDepthwise, kPointwise, kStaged, kGather };
+enum class ConvDirection { kForward, kGradInput, kGradWeight };
+
+// `a` and `b` are the 4D (N, C, H, W) views whose layouts matter:
+//   forward: input, out;  grad_input: grad_out, grad_in;  grad_weight: grad_out, input.
+CpuPath select_path(ConvDirection dir, const ConvShape& s, const at::Tensor& a,
+                    const at::Tensor& b);
+
+const char* path_name(CpuPath path);
+
+// The path the CPU kernel of op `op` (conv1d, conv2d, conv{1,2}d_grad_input,
+// conv{1,2}d_grad_weight) takes for these arguments, as the op receives them:
+// (input, weight) for the forward, `size` unused; (grad_output, weight,
+// input_size) and (grad_output, input, weight_size) for the backward ops.
+// "empty" when the result has no elements (no kernel runs). Checks the
+// arguments as the op does.
+std::string path_for_op(const std::string& op, const at::Tensor& a, const at::Tensor& b,
+                        at::IntArrayRef size, at::IntArrayRef stride, at::IntArrayRef padding,
+                        at::IntArrayRef dilation, int64_t groups);
+
+}  // namespace cpu
+}  // namespace convext

@@ -1,0 +1,143 @@
+// Test entry points for single microkernels (see ukernel_calls.h).
+
+#include "ops/cpu/ukernels/ukernel_calls.h"
+
+#include "ops/cpu/ukernels/microkernel.h"
+
+namespace convext {
+namespace cpu {
+namespace {
+
+const UKernelSet& set_of(const std::string& isa) {
+  const UKernelSet* set = ukernel_set(isa.c_str());
+  TORCH_CHECK(set, "ukernel: instruction set '", isa, "' is unknown or not run by this CPU");
+  return *set;
+}
+
+void check_buffer(const at::Tensor& t, at::ScalarType dtype, int64_t need, const char* what) {
+  TORCH_CHECK(t.device().is_cpu() && t.is_contiguous() && t.scalar_type() == dtype, "ukernel: ",
+              what, " must be a contiguous CPU ", dtype, " tensor");
+  TORCH_CHECK(t.numel() >= need, "ukernel: ", what, " holds ", t.numel(),
+              " elements, the kernel reaches ", need);
+}
+
+// Pointers to the rows of a (ntaps, length) tensor of at least n columns.
+template <typename T>
+std::vector<T*> rows_of(const at::Tensor& t, int64_t n, const char* what) {
+  TORCH_CHECK(t.dim() == 2 && t.size(1) >= n, "ukernel: ", what,
+              " must be (ntaps, length >= ", n, ")");
+  check_buffer(t, c10::CppTypeToScalarType<T>::value, t.numel(), what);
+  std::vector<T*> p(t.size(0));
+  for (int64_t i = 0; i < t.size(0); ++i) p[i] = t.mutable_data_ptr<T>() + i * t.size(1);
+  return p;
+}
+
+template <typename T>
+const RowKernels<T>& rows(const UKernelSet& set) {
+  if constexpr (std::is_same_v<T, float>) return set.row_f32;
+  else return set.row_f64;
+}
+
+// Runs body<T>() for the float or double tensor t.
+template <typename Body>
+void float_or_double(const at::Tensor& t, Body&& body) {
+  if (t.scalar_type() == at::kFloat) return body(float());
+  TORCH_CHECK(t.scalar_type() == at::kDouble, "ukernel: row kernels take float32 or float64");
+  body(double());
+}
+
+template <typename P, typename T>
+void run_gemm(const UKernel<P, T>& uk, int64_t kc, const at::Tensor& a, const at::Tensor& b,
+              const at::Tensor& c, int64_t ldc, bool accumulate) {
+  TORCH_CHECK(uk.fn, "ukernel: this set has no kernel for ", a.scalar_type());
+  TORCH_CHECK(kc >= 0 && ldc >= uk.nr, "ukernel: need kc >= 0 and ldc >= nr");
+  const int64_t kp = (kc + uk.kr - 1) / uk.kr * uk.kr;
+  check_buffer(a, a.scalar_type(), kp * uk.mr, "a");  // ukernel_gemm picked uk by a's dtype
+  check_buffer(b, a.scalar_type(), kp * uk.nr, "b");
+  check_buffer(c, c10::CppTypeToScalarType<T>::value, (uk.mr - 1) * ldc + uk.nr, "c");
+  uk.fn(kc, reinterpret_cast<const P*>(a.const_data_ptr()),
+        reinterpret_cast<const P*>(b.const_data_ptr()), c.mutable_data_ptr<T>(), ldc, accumulate);
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, bool>> ukernel_isas() {
+  int64_t count = 0;
+  const IsaEntry* table = isa_table(&count);
+  std::vector<std::pair<std::string, bool>> out;
+  for (int64_t i = 0; i < count; ++i)
+    out.emplace_back(table[i].name, ukernel_set(table[i].name) != nullptr);
+  return out;
+}
+
+std::tuple<int64_t, int64_t, int64_t> ukernel_tile(const std::string& isa,
+                                                   const std::string& dtype) {
+  const UKernelSet& set = set_of(isa);
+  if (dtype == "float32") return {set.f32.mr, set.f32.nr, set.f32.kr};
+  if (dtype == "float64") return {set.f64.mr, set.f64.nr, set.f64.kr};
+  TORCH_CHECK(dtype == "bfloat16", "ukernel: no GEMM kernel for dtype ", dtype);
+  if (!set.bf16.fn) return {0, 0, set.bf16.kr};
+  return {set.bf16.mr, set.bf16.nr, set.bf16.kr};
+}
+
+void ukernel_gemm(const std::string& isa, int64_t kc, const at::Tensor& a, const at::Tensor& b,
+                  const at::Tensor& c, int64_t ldc, bool accumulate) {
+  const UKernelSet& set = set_of(isa);
+  switch (a.scalar_type()) {
+    case at::kFloat: return run_gemm(set.f32, kc, a, b, c, ldc, accumulate);
+    case at::kDouble: return run_gemm(set.f64, kc, a, b, c, ldc, accumulate);
+    case at::kBFloat16: return run_gemm(set.bf16, kc, a, b, c, ldc, accumulate);
+    default: TORCH_CHECK(false, "ukernel: no GEMM kernel for ", a.scalar_type());
+  }
+}
+
+void ukernel_taps_row(const std::string& isa, const at::Tensor& out, int64_t n,
+                      const at::Tensor& src, const at::Tensor& w, double init) {
+  float_or_double(out, [&](auto zero) {
+    using T = decltype(zero);
+    const std::vector<T*> s = rows_of<T>(src, n + kRowSlack, "src");
+    check_buffer(w, out.scalar_type(), s.size(), "w");
+    check_buffer(out, out.scalar_type(), n + kRowSlack, "out");
+    rows<T>(set_of(isa)).taps_row(out.mutable_data_ptr<T>(), n, s.data(), w.const_data_ptr<T>(),
+                                  s.size(), static_cast<T>(init));
+  });
+}
+
+void ukernel_taps_dot(const std::string& isa, const at::Tensor& acc, const at::Tensor& g,
+                      int64_t n, const at::Tensor& src) {
+  float_or_double(acc, [&](auto zero) {
+    using T = decltype(zero);
+    const std::vector<T*> s = rows_of<T>(src, n, "src");
+    check_buffer(g, acc.scalar_type(), n, "g");
+    check_buffer(acc, acc.scalar_type(), s.size() * kDotLanes, "acc");
+    rows<T>(set_of(isa)).taps_dot(acc.mutable_data_ptr<T>(), g.const_data_ptr<T>(), n,
+                                  s.data(), s.size());
+  });
+}
+
+void ukernel_vtaps_row(const std::string& isa, const at::Tensor& out, int64_t n,
+                       const at::Tensor& src, const at::Tensor& w, const at::Tensor& init) {
+  float_or_double(out, [&](auto zero) {
+    using T = decltype(zero);
+    const std::vector<T*> s = rows_of<T>(src, n, "src"), wr = rows_of<T>(w, n, "w");
+    TORCH_CHECK(wr.size() == s.size(), "ukernel: src and w need as many taps");
+    check_buffer(init, out.scalar_type(), n, "init");
+    check_buffer(out, out.scalar_type(), n, "out");
+    rows<T>(set_of(isa)).vtaps_row(out.mutable_data_ptr<T>(), n, s.data(), wr.data(), s.size(),
+                                   init.const_data_ptr<T>());
+  });
+}
+
+void ukernel_vtaps_acc(const std::string& isa, const at::Tensor& acc, int64_t n,
+                       const at::Tensor& g, const at::Tensor& src) {
+  float_or_double(acc, [&](auto zero) {
+    using T = decltype(zero);
+    const std::vector<T*> s = rows_of<T>(src, n, "src"), a = rows_of<T>(acc, n, "acc");
+    TORCH_CHECK(a.size() == s.size(), "ukernel: src and acc need as many taps");
+    check_buffer(g, acc.scalar_type(), n, "g");
+    rows<T>(set_of(isa)).vtaps_acc(a.data(), n, g.const_data_ptr<T>(), s.data(), s.size());
+  });
+}
+
+}  // namespace cpu
+}  // namespace convext

@@ -1,0 +1,43 @@
+#pragma once
+// Runs one microkernel of a named instruction set (a row of isa_table.cpp)
+// on tensors, for the microkernel unit tests (tests/test_ukernels.py, through
+// convext._C._ukernel_*). The tensors hold packed panels / rows exactly as
+// the kernels read them (microkernel.h); sizes are checked against the
+// kernel's contract, so a wrong test call raises instead of overrunning.
+
+#include <ATen/ATen.h>
+
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+namespace convext {
+namespace cpu {
+
+// (name, whether this CPU runs it) per table row, best first.
+std::vector<std::pair<std::string, bool>> ukernel_isas();
+
+// (mr, nr, kr) of `isa`'s GEMM kernel for dtype "float32", "float64" or
+// "bfloat16" (mr = 0 where the set has none, e.g. bfloat16 below avx512bf16).
+std::tuple<int64_t, int64_t, int64_t> ukernel_tile(const std::string& isa,
+                                                   const std::string& dtype);
+
+// c[i*ldc + j] (=, +=) sum_k A[k][i] B[k][j] on the packed panels a and b
+// (float32, float64, or bfloat16 with c float32).
+void ukernel_gemm(const std::string& isa, int64_t kc, const at::Tensor& a, const at::Tensor& b,
+                  const at::Tensor& c, int64_t ldc, bool accumulate);
+
+// The depthwise row kernels; src (and w for vtaps_row, acc for vtaps_acc)
+// are (ntaps, length) tensors, one tap per row.
+void ukernel_taps_row(const std::string& isa, const at::Tensor& out, int64_t n,
+                      const at::Tensor& src, const at::Tensor& w, double init);
+void ukernel_taps_dot(const std::string& isa, const at::Tensor& acc, const at::Tensor& g,
+                      int64_t n, const at::Tensor& src);
+void ukernel_vtaps_row(const std::string& isa, const at::Tensor& out, int64_t n,
+                       const at::Tensor& src, const at::Tensor& w, const at::Tensor& init);
+void ukernel_vtaps_acc(const std::string& isa, const at::Tensor& acc, int64_t n,
+                       const at::Tensor& g, const at::Tensor& src);
+
+}  // namespace cpu
+}  // namespace convext

@@ -1,0 +1,272 @@
+"""Each CPU microkernel on its own, for every instruction set of the table
+(csrc/ops/cpu/ukernels/isa_table.cpp) that this CPU runs, whatever
+CONVEXT_ISA caps the ops at: the GEMM tile kernel on packed panels built here
+(edge values of kc, full MR x NR tiles with ldc > NR, accumulate on and off,
+bfloat16 pairs with an odd kc, NaN/inf) and the depthwise row kernels
+(lengths around the vector width, the kRowSlack contract, tap counts around
+taps_dot's block of 4). The reference is float64 arithmetic on the very same
+values, with the dot-product error bound of conftest.tolerance.
+The kernels run through convext._C._ukernel_* (ukernel_calls.h)."""
+import os
+
+import pytest
+import torch
+
+from convext import _C
+
+TABLE = _C._ukernel_isas()
+RUN = [name for name, runs in TABLE if runs]
+ROW_SLACK = _C._ukernel_row_slack
+DOT_LANES = _C._ukernel_dot_lanes
+GEMM_DTYPES = [torch.float32, torch.float64, torch.bfloat16]
+ROW_DTYPES = [torch.float32, torch.float64]
+# Lengths around every vector width (2, 4, 8, 16) and taps_row's block of
+# 64 floats, and a long one.
+ROW_LENGTHS = [0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 129, 300]
+
+
+def dtype_name(dtype):
+    return str(dtype).replace("torch.", "")
+
+
+def accum_eps(dtype):
+    return torch.finfo(torch.float64 if dtype == torch.float64 else torch.float32).eps
+
+
+def tile(isa, dtype):
+    mr, nr, kr = _C._ukernel_tile(isa, dtype_name(dtype))
+    if mr == 0:
+        pytest.skip(f"{isa} has no {dtype_name(dtype)} GEMM kernel")
+    return mr, nr, kr
+
+
+def pack(mat, kr):
+    """(kc, width) -> the kernel's panel: ceil(kc/kr) rows of width*kr values,
+    kr consecutive k per lane, the last row zero-padded. Returns (panel, the
+    padded matrix)."""
+    kc, width = mat.shape
+    kp = -(-kc // kr) * kr
+    padded = torch.zeros(kp, width, dtype=mat.dtype)
+    padded[:kc] = mat
+    return padded.reshape(kp // kr, kr, width).transpose(1, 2).contiguous().reshape(-1), padded
+
+
+def assert_close_bound(got, ref, bound, what):
+    """got vs the float64 ref: NaN where ref is NaN, the same infinities,
+    |got - ref| <= bound elsewhere."""
+    got = got.double()
+    assert torch.equal(got.isnan(), ref.isnan()), f"{what}: NaN positions differ"
+    inf = ref.isinf()
+    assert torch.equal(got[inf], ref[inf]) and not got[~inf].isinf().any(), \
+        f"{what}: infinities differ"
+    fin = ref.isfinite()
+    err = (got[fin] - ref[fin]).abs()
+    bad = ~(err <= bound[fin])
+    assert not bad.any(), (f"{what}: {int(bad.sum())} of {int(fin.sum())} out of bound, "
+                           f"max error {err.max().item():.3e}")
+
+
+def run_gemm(isa, dtype, kc, ldc_extra=5, accumulate=False, seed=0, poison=None):
+    """Runs the kernel on random panels; returns (C buffer, float64 ref, bound, mr, nr, ldc)."""
+    mr, nr, kr = tile(isa, dtype)
+    gen = torch.Generator().manual_seed(seed)
+    A = torch.randn(kc, mr, generator=gen, dtype=torch.float64).to(dtype)
+    B = torch.randn(kc, nr, generator=gen, dtype=torch.float64).to(dtype)
+    if poison:
+        poison(A, B)
+    a, Ap = pack(A, kr)
+    b, Bp = pack(B, kr)
+    ldc = nr + ldc_extra
+    c_dtype = torch.float32 if dtype == torch.bfloat16 else dtype
+    c0 = torch.randn(mr, ldc, generator=gen, dtype=torch.float64).to(c_dtype)
+    c = c0.clone().reshape(-1)
+    _C._ukernel_gemm(isa, kc, a, b, c, ldc, accumulate)
+    c = c.reshape(mr, ldc)
+    A64, B64 = Ap.double(), Bp.double()
+    ref = A64.T @ B64
+    bound = (kc + 2) * accum_eps(dtype) * (A64.abs().T @ B64.abs())
+    if accumulate:
+        ref = ref + c0[:, :nr].double()
+        bound = bound + accum_eps(dtype) * ref.abs()
+    # columns past NR belong to the next tile: never written
+    assert torch.equal(c[:, nr:], c0[:, nr:]), f"{isa}: wrote past NR"
+    return c[:, :nr], ref, bound
+
+
+def kc_values(isa, dtype):
+    kr = tile(isa, dtype)[2]
+    return sorted({v for v in (1, 2, 3, kr - 1, kr, kr + 1, 7, 17, 64, 257) if v >= 1})
+
+
+@pytest.mark.parametrize("isa", [n for n, _ in TABLE])
+def test_table_row_is_reported_or_skipped(isa):
+    """Every table row either runs here (and has float kernels) or is skipped
+    by its CPU predicate, and convext's own set is the first row at or below
+    the CONVEXT_ISA cap that runs."""
+    names = [n for n, _ in TABLE]
+    assert names == ["avx512bf16", "avx512", "avx2", "generic"]
+    cap = os.environ.get("CONVEXT_ISA")
+    first = 0 if cap is None else names.index(cap) if cap in names else len(names) - 1
+    chosen = next(n for n, runs in TABLE[first:] if runs)
+    assert _C.cpu_isa() == {"avx512bf16": "avx512+bf16"}.get(chosen, chosen)
+    if isa not in RUN:
+        with pytest.raises(RuntimeError, match="not run by this CPU"):
+            _C._ukernel_tile(isa, "float32")
+        pytest.skip(f"this CPU has no {isa}")
+    assert _C._ukernel_tile(isa, "float32")[0] > 0
+    assert (_C._ukernel_tile(isa, "bfloat16")[0] > 0) == (isa == "avx512bf16")
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+@pytest.mark.parametrize("dtype", GEMM_DTYPES, ids=dtype_name)
+@pytest.mark.parametrize("isa", RUN)
+def test_gemm_kernel_matches_float64(isa, dtype, accumulate):
+    for kc in kc_values(isa, dtype):
+        for ldc_extra in (0, 5):
+            got, ref, bound = run_gemm(isa, dtype, kc, ldc_extra, accumulate, seed=kc)
+            assert_close_bound(got, ref, bound, f"{isa} {dtype_name(dtype)} kc={kc} "
+                               f"ldc=nr+{ldc_extra} accumulate={accumulate}")
+
+
+@pytest.mark.parametrize("isa", [n for n in RUN if _C._ukernel_tile(n, "bfloat16")[0]] or
+                         [pytest.param("avx512bf16", marks=pytest.mark.skip("no bf16 kernel"))])
+def test_bf16_odd_kc_reads_the_zero_padded_pair(isa):
+    """An odd kc leaves the last pair half empty: the packers zero it, and the
+    kernel (which always multiplies whole pairs) must then give the exact sum
+    of the kc products; a non-zero pad shows in the result, so the padding
+    really is read (the contract the packers keep matters)."""
+    mr, nr, kr = tile(isa, torch.bfloat16)
+    kc = 5
+    A = torch.ones(kc, mr, dtype=torch.bfloat16)
+    B = torch.ones(kc, nr, dtype=torch.bfloat16)
+    a, _ = pack(A, kr)
+    b, _ = pack(B, kr)
+    c = torch.zeros(mr * nr)
+    _C._ukernel_gemm(isa, kc, a, b, c, nr, False)
+    assert torch.equal(c, torch.full_like(c, kc))
+    a[-2 * mr + 1::2] = 1  # the pad lane of the last pair of every A row
+    b[-2 * nr + 1::2] = 1
+    _C._ukernel_gemm(isa, kc, a, b, c, nr, False)
+    assert torch.equal(c, torch.full_like(c, kc + 1))
+
+
+@pytest.mark.parametrize("dtype", GEMM_DTYPES, ids=dtype_name)
+@pytest.mark.parametrize("isa", RUN)
+def test_gemm_kernel_propagates_nan_and_inf(isa, dtype):
+    """A NaN in A's row i poisons C's row i only; an inf in B's column j
+    (with finite, positive A) makes C's column j inf and leaves the rest."""
+    def poison(A, B):
+        A.abs_()
+        B.abs_()
+        A[3 % A.shape[0], 1] = float("nan")
+        B[2 % B.shape[0], B.shape[1] - 1] = float("inf")
+    for kc in (1, 4, 17):
+        got, ref, bound = run_gemm(isa, dtype, kc, poison=poison)
+        assert ref.isnan().any() and ref.isinf().any()
+        assert_close_bound(got, ref, bound, f"{isa} {dtype_name(dtype)} kc={kc} NaN/inf")
+
+
+def row_inputs(n, ntaps, dtype, seed, length=None):
+    gen = torch.Generator().manual_seed(seed)
+    src = torch.randn(ntaps, length or n, generator=gen, dtype=torch.float64).to(dtype)
+    return gen, src
+
+
+@pytest.mark.parametrize("dtype", ROW_DTYPES, ids=dtype_name)
+@pytest.mark.parametrize("isa", RUN)
+def test_taps_row(isa, dtype):
+    """out[i] = init + sum_t w[t] src[t][i] for i < n; it may read and write
+    up to n + kRowSlack (NaN there must not leak into out[:n]), never beyond."""
+    eps = accum_eps(dtype)
+    for n in ROW_LENGTHS:
+        for ntaps in (1, 3, 9):
+            gen, src = row_inputs(n, ntaps, dtype, seed=n * 10 + ntaps, length=n + ROW_SLACK)
+            src[:, n:] = float("nan")  # the slack: read, never used for out[:n]
+            w = torch.randn(ntaps, generator=gen, dtype=torch.float64).to(dtype)
+            init = 0.375
+            guard = 7
+            out = torch.full((n + ROW_SLACK + guard,), -123.0, dtype=dtype)
+            _C._ukernel_taps_row(isa, out, n, src, w, init)
+            s64, w64 = src[:, :n].double(), w.double()
+            ref = init + (w64[:, None] * s64).sum(0)
+            bound = (ntaps + 2) * eps * (abs(init) + (w64.abs()[:, None] * s64.abs()).sum(0))
+            assert_close_bound(out[:n], ref, bound, f"{isa} taps_row n={n} ntaps={ntaps}")
+            assert (out[n + ROW_SLACK:] == -123.0).all(), f"{isa}: wrote past n + kRowSlack"
+
+
+@pytest.mark.parametrize("dtype", ROW_DTYPES, ids=dtype_name)
+@pytest.mark.parametrize("isa", RUN)
+def test_taps_row_nan_stays_in_its_lane(isa, dtype):
+    n, ntaps = 37, 3
+    gen, src = row_inputs(n, ntaps, dtype, seed=1, length=n + ROW_SLACK)
+    src[1, 20] = float("nan")
+    out = torch.zeros(n + ROW_SLACK, dtype=dtype)
+    _C._ukernel_taps_row(isa, out, n, src, torch.ones(ntaps, dtype=dtype), 0.0)
+    assert out[20].isnan() and not out[:n].isnan().sum() > 1
+
+
+@pytest.mark.parametrize("dtype", ROW_DTYPES, ids=dtype_name)
+@pytest.mark.parametrize("isa", RUN)
+def test_taps_dot(isa, dtype):
+    """The kDotLanes lanes of tap t gain sum_i g[i] src[t][i] (i < n) in all;
+    tap counts around the kernel's block of 4 taps."""
+    eps = accum_eps(dtype)
+    for n in ROW_LENGTHS:
+        for ntaps in (1, 3, 4, 5, 9):
+            gen, src = row_inputs(n, ntaps, dtype, seed=n * 10 + ntaps)
+            g = torch.randn(n, generator=gen, dtype=torch.float64).to(dtype)
+            acc0 = torch.randn(ntaps * DOT_LANES, generator=gen, dtype=torch.float64).to(dtype)
+            acc = acc0.clone()
+            _C._ukernel_taps_dot(isa, acc, g, n, src)
+            got = acc.double().reshape(ntaps, DOT_LANES).sum(1)
+            lanes0 = acc0.double().reshape(ntaps, DOT_LANES)
+            prod = g.double()[None, :] * src.double()
+            ref = lanes0.sum(1) + prod.sum(1)
+            bound = (n + 2 * DOT_LANES) * eps * (lanes0.abs().sum(1) + prod.abs().sum(1))
+            assert_close_bound(got, ref, bound, f"{isa} taps_dot n={n} ntaps={ntaps}")
+
+
+@pytest.mark.parametrize("dtype", ROW_DTYPES, ids=dtype_name)
+@pytest.mark.parametrize("isa", RUN)
+def test_vtaps_row_and_acc(isa, dtype):
+    """Channels-last rows: out[i] = init[i] + sum_t w[t][i] src[t][i] and
+    acc[t][i] += g[i] src[t][i], exactly for i < n (nothing past n written)."""
+    eps = accum_eps(dtype)
+    for n in ROW_LENGTHS:
+        for ntaps in (1, 4, 9):
+            gen, src = row_inputs(n, ntaps, dtype, seed=n * 10 + ntaps)
+            w = torch.randn(ntaps, n, generator=gen, dtype=torch.float64).to(dtype)
+            init = torch.randn(n, generator=gen, dtype=torch.float64).to(dtype)
+            out = torch.full((n + 9,), -123.0, dtype=dtype)
+            _C._ukernel_vtaps_row(isa, out, n, src, w, init)
+            prod = w.double() * src.double()
+            ref = init.double() + prod.sum(0)
+            bound = (ntaps + 2) * eps * (init.double().abs() + prod.abs().sum(0))
+            assert_close_bound(out[:n], ref, bound, f"{isa} vtaps_row n={n} ntaps={ntaps}")
+            assert (out[n:] == -123.0).all(), f"{isa}: vtaps_row wrote past n"
+
+            g = torch.randn(n, generator=gen, dtype=torch.float64).to(dtype)
+            acc0 = torch.randn(ntaps, n + 3, generator=gen, dtype=torch.float64).to(dtype)
+            acc = acc0.clone()
+            _C._ukernel_vtaps_acc(isa, acc, n, g, src)
+            prod = g.double()[None, :] * src.double()
+            ref = acc0[:, :n].double() + prod
+            bound = 2 * eps * (acc0[:, :n].double().abs() + prod.abs())
+            assert_close_bound(acc[:, :n], ref, bound, f"{isa} vtaps_acc n={n} ntaps={ntaps}")
+            assert torch.equal(acc[:, n:], acc0[:, n:]), f"{isa}: vtaps_acc wrote past n"
+
+
+def test_bad_calls_raise():
+    """The entry points check the contract's sizes instead of overrunning."""
+    isa = RUN[0]
+    mr, nr, kr = tile(isa, torch.float32)
+    a = torch.zeros(4 * mr)
+    b = torch.zeros(4 * nr)
+    with pytest.raises(RuntimeError, match="elements, the kernel reaches"):
+        _C._ukernel_gemm(isa, 5, a, b, torch.zeros(mr * nr), nr, False)
+    with pytest.raises(RuntimeError, match="ldc >= nr"):
+        _C._ukernel_gemm(isa, 4, a, b, torch.zeros(mr * nr), nr - 1, False)
+    with pytest.raises(RuntimeError, match="length >= "):
+        _C._ukernel_taps_row(isa, torch.zeros(40), 8, torch.zeros(2, 8), torch.zeros(2), 0.0)
+    with pytest.raises(RuntimeError, match="unknown or not run"):
+        _C._ukernel_tile("sse9", "float32")
