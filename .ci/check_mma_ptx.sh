@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Compiles the tensor-core kernels (.ci/mma_probe.cu instantiates the conv
-# kernel of csrc/ops/cuda/igemm_mma.cuh and the test kernels of
+# kernels of csrc/ops/cuda/igemm_mma.cuh and igemm_mma_wgrad.cuh and the test kernels of
 # tests/cuda_emulator/mma_kernels.cuh, both over csrc/ops/cuda/mma.cuh) to PTX for
 # sm_90, assembles it with `ptxas -v`, and asserts:
 #   - the PTX holds mma.sync m16n8k16 (f16 and bf16), m16n8k8 tf32, cvt.rna.tf32,
 #     ldmatrix (x1/x2/x4, .trans) and cp.async with commit/wait_group: the
 #     wrappers the emulator stands in for are the instructions on the device,
-#     and each instantiation of the tensor-core conv kernel uses all three;
+#     and each instantiation of the tensor-core conv kernels (forward, weight
+#     gradient) uses all three, the weight gradient ldmatrix .trans;
 #   - ptxas accepts it (the inline PTX is valid for sm_90) with no spills.
 # Prints ptxas' registers / shared memory per kernel. No GPU needed.
 # Env: NVCC (default nvcc), PTXAS (default ptxas next to nvcc).
@@ -33,17 +34,20 @@ for want in "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32" \
     fail=1
   fi
 done
-# and per conv kernel: each instantiation of the tensor-core forward has all three
+# and per conv kernel: each instantiation of the tensor-core kernels has all three
 python - "$tmp/probe.ptx" <<'PY' || fail=1
 import re, sys
 ptx = open(sys.argv[1]).read()
 entries = re.split(r"(?=\.visible \.entry )", ptx)[1:]
-conv = [e for e in entries if "igemm_mma_forward_kernel" in e.split("(", 1)[0]]
-bad = [e.split("(", 1)[0] for e in conv
-       if not all(i in e for i in ("mma.sync.aligned.m16n8k16", "ldmatrix.sync", "cp.async.cg"))]
-if len(conv) != 2 or bad:
-    print(f"check_mma_ptx: FAILED: {len(conv)} conv kernel entries, without mma/ldmatrix/cp.async: {bad}")
-    sys.exit(1)
+need = ("mma.sync.aligned.m16n8k16", "ldmatrix.sync", "cp.async.cg")
+for kernel, extra in (("igemm_mma_forward_kernel", ()),
+                      ("igemm_mma_wgrad_kernel", ("ldmatrix.sync.aligned.m8n8.x4.trans",))):
+    conv = [e for e in entries if kernel in e.split("(", 1)[0]]
+    bad = [e.split("(", 1)[0] for e in conv if not all(i in e for i in need + extra)]
+    if len(conv) != 2 or bad:
+        print(f"check_mma_ptx: FAILED: {len(conv)} {kernel} entries, without "
+              f"{'/'.join(need + extra)}: {bad}")
+        sys.exit(1)
 PY
 "$PTXAS" -arch=sm_90 -v "$tmp/probe.ptx" -o "$tmp/probe.cubin" >"$tmp/ptxas.log" 2>&1 || {
   cat "$tmp/ptxas.log"; echo "check_mma_ptx: FAILED: ptxas rejected the PTX"; exit 1; }
