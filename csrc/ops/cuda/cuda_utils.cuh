@@ -13,7 +13,8 @@ namespace cuda {
 // Split reductions are sized to fill this many SMs (an H100's), never the
 // device's own count: the split count fixes the order in which floats are
 // added, so it must depend on the problem alone for results to be the same
-// bit for bit on every GPU model (sm_count() may size grid-stride loops).
+// bit for bit on every GPU model. sm_count() may still size grid-stride
+// loops and pick a SIMT tile, which leave the order of additions alone.
 constexpr int64_t kReferenceSMs = 132;
 
 inline Strides4 strides4(const at::Tensor& t) {
