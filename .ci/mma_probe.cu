@@ -1,11 +1,13 @@
 // The tensor-core kernels for nvcc: the conv kernels of csrc/ops/cuda/
-// igemm_mma.cuh (forward) and igemm_mma_dgrad.cuh (grad_input), and the test
-// kernels of tests/cuda_emulator/mma_kernels.cuh.
+// igemm_mma.cuh (forward), igemm_mma_dgrad.cuh (grad_input) and
+// igemm_mma_wgrad.cuh (weight gradient), and the test kernels of
+// tests/cuda_emulator/mma_kernels.cuh.
 // .ci/check_mma_ptx.sh compiles this for sm_90 and checks their PTX and
 // ptxas report. Never part of the built extension.
 #include "cuda_emulator/mma_kernels.cuh"
 #include "ops/cuda/igemm_mma.cuh"
 #include "ops/cuda/igemm_mma_dgrad.cuh"
+#include "ops/cuda/igemm_mma_wgrad.cuh"
 
 namespace convext {
 namespace cuda {
@@ -28,6 +30,11 @@ template __global__ void igemm_mma_grad_input_kernel<c10::BFloat16>(const c10::B
                                                                     const c10::BFloat16*,
                                                                     c10::BFloat16*,
                                                                     MmaGradInputParams);
+template __global__ void igemm_mma_wgrad_kernel<c10::Half>(const c10::Half*, const c10::Half*,
+                                                           float*, MmaWgradParams);
+template __global__ void igemm_mma_wgrad_kernel<c10::BFloat16>(const c10::BFloat16*,
+                                                               const c10::BFloat16*, float*,
+                                                               MmaWgradParams);
 namespace mma_test {
 template __global__ void mma_fragments_kernel<c10::Half>(const uint32_t*, const uint32_t*,
                                                          const float*, float*, bool);

@@ -14,9 +14,11 @@
 namespace convext {
 namespace cuda {
 
+// ceil(a / b) for b > 0 (a of either sign), without the overflow of
+// (a + b - 1) / b near the type's maximum.
 template <typename I>
 C10_HOST_DEVICE inline I ceil_div(I a, I b) {
-  return (a + b - 1) / b;
+  return a / b + (a % b > 0);
 }
 
 // Element strides of a 4D (N, C, H, W) tensor.

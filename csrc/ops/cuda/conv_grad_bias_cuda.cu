@@ -1,7 +1,8 @@
 // Gradient w.r.t. the bias on CUDA: grad_output summed over every dim but 1,
 // in the op-math type. Block (split, c) sums one slice of channel c with a
 // fixed-order block reduction; the slices are added in split order, so the
-// result is the same bit for bit on every run.
+// result is the same bit for bit on every run, and (the split count coming
+// from the sizes alone) on every GPU model.
 
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -45,7 +46,7 @@ void grad_bias_impl(const at::Tensor& grad_out, at::Tensor& grad_b) {
   const at::Tensor go = grad_out.dim() == 2 ? grad_out.unsqueeze(2) : grad_out.flatten(2);
   const BiasView v{go.size(0), go.size(1), go.size(2), go.stride(0), go.stride(1), go.stride(2)};
   const int64_t R = v.N * v.P;
-  const int64_t want = ceil_div<int64_t>(4 * sm_count(), v.C);
+  const int64_t want = ceil_div<int64_t>(4 * kReferenceSMs, v.C);
   const int64_t most = std::max<int64_t>(1, R / (16 * kThreads));
   const int64_t splits = std::max<int64_t>(1, std::min(want, most));
   const int64_t chunk = std::max<int64_t>(1, ceil_div(R, splits));

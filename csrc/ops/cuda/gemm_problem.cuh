@@ -67,7 +67,9 @@ struct GemmProblem {
 };
 
 // Big tiles when both sides are wide enough and either the tiles alone fill
-// the GPU or a split reduction will; double always uses small ones.
+// the GPU or a split reduction will; double always uses small ones. (A
+// speed choice only: a thread adds its products in k order in either
+// config, and plan() splits k the same way for both, so the bits match.)
 template <typename T>
 bool use_big_tiles(int64_t M, int64_t N, int64_t groups, bool split_fills) {
   if (sizeof(T) > 4 || M <= SmallTile::BM || N <= SmallTile::BN) return false;
@@ -88,24 +90,44 @@ void with_tile(bool big, F&& f) {
   f(SmallTile{});
 }
 
-// Fills tiles_m/tiles_n and splits the reduction when the output tiles alone
-// cannot fill the GPU: each split is a whole number of BK steps (at least
-// eight) and the partial buffer stays under 2^26 elements. Sums of the
-// partials are later added in split order, so the result is deterministic.
+// A reduction of length K split into `splits` parts of `chunk` (a multiple
+// of `step`) when `tiles` output tiles alone cannot fill two waves of the
+// reference GPU: each part is at least eight steps and the partial buffer
+// (splits x `outputs`) stays under 2^26 elements. Partials are added in split
+// order, so the result is deterministic, and it depends on the sizes alone.
+struct KSplit {
+  int64_t splits = 1, chunk = 0;
+};
+
+inline KSplit split_k(int64_t tiles, int64_t K, int64_t step, int64_t outputs) {
+  if (K == 0) return {1, K};
+  const int64_t want = ceil_div<int64_t>(2 * kReferenceSMs, std::max<int64_t>(1, tiles));
+  const int64_t most = std::max<int64_t>(1, K / (8 * step));
+  const int64_t mem = std::max<int64_t>(1, (int64_t{1} << 26) / std::max<int64_t>(1, outputs));
+  const int64_t splits = std::max<int64_t>(1, std::min({want, most, mem}));
+  KSplit r;
+  r.chunk = ceil_div<int64_t>(ceil_div(K, splits), step) * step;
+  r.splits = ceil_div(K, r.chunk);
+  return r;
+}
+
+// Fills tiles_m/tiles_n and, when allowed, splits the reduction. The split
+// is planned over the big-tile grid in steps of 16 k whichever config runs,
+// so that (see use_big_tiles) both give the same bits.
 template <class Cfg, typename S, typename O>
 void plan(GemmProblem<S, O>& p, bool allow_split) {
+  constexpr int64_t kStep = 16;
+  static_assert(kStep % BigTile::BK == 0 && kStep % SmallTile::BK == 0, "whole BK steps");
   p.tiles_m = std::max<int64_t>(1, ceil_div<int64_t>(p.M, Cfg::BM));
   p.tiles_n = std::max<int64_t>(1, ceil_div<int64_t>(p.N, Cfg::BN));
   p.splits = 1;
   p.k_chunk = p.K;
   if (!allow_split || p.K == 0) return;
-  const int64_t tiles = p.groups * p.tiles_m * p.tiles_n;
-  const int64_t want = ceil_div<int64_t>(2 * sm_count(), tiles);
-  const int64_t most = std::max<int64_t>(1, p.K / (8 * Cfg::BK));
-  const int64_t mem = std::max<int64_t>(1, (int64_t{1} << 26) / (p.groups * p.M * p.N));
-  const int64_t splits = std::max<int64_t>(1, std::min({want, most, mem}));
-  p.k_chunk = ceil_div<int64_t>(ceil_div(p.K, splits), Cfg::BK) * Cfg::BK;
-  p.splits = ceil_div(p.K, p.k_chunk);
+  const int64_t tiles =
+      p.groups * ceil_div<int64_t>(p.M, BigTile::BM) * ceil_div<int64_t>(p.N, BigTile::BN);
+  const KSplit sp = split_k(tiles, p.K, kStep, p.groups * p.M * p.N);
+  p.splits = sp.splits;
+  p.k_chunk = sp.chunk;
 }
 
 template <class Cfg, typename S, typename O, bool BKFAST, class Problem>
