@@ -11,6 +11,7 @@
 #include "ops/cpu/conv_kernels_cpu.h"
 #include "ops/cpu/conv_taps.h"
 #include "ops/cpu/depthwise_cpu.h"
+#include "ops/cpu/nhwc_conv_cpu.h"
 #include "ops/cpu/gemm/gemm.h"
 #include "ops/cpu/gemm/gemm_task.h"
 #include "ops/cpu/gemm/pack.h"
@@ -113,6 +114,8 @@ void forward_gemm(const at::Tensor& input, const at::Tensor& weight, const at::T
 
 void CpuKernels::forward(const at::Tensor& input, const at::Tensor& weight,
                          const at::Tensor* bias, at::Tensor& out, const ConvShape& s) {
+  // Path selection: channels-last inputs take the NHWC igemm (nhwc_conv_cpu.h).
+  if (nhwc_forward_applies(input, s)) return nhwc_forward(input, weight, bias, out, s);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, input.scalar_type(),
                                   "convext_conv_forward_cpu", [&] {
     if (depthwise_direct(s)) {

@@ -2,11 +2,9 @@
 // reduction runs over every output position of every image:
 //   grad_w[m][k] = sum_q grad_out[m][q] * col[k][q]
 // m: output channel, k = (input channel, kh, kw), q = (n, oh, ow).
-// Both operands are packed straight from the tensors. Tasks own disjoint
-// output tiles; when there are too few tiles to feed many threads the
-// reduction is also split, into partial sums added in a fixed order
-// afterwards. Tiles and splits are planned for a fixed thread count, not the
-// current one, so the result is the same whatever torch.set_num_threads says.
+// Both operands are packed straight from the tensors, tiles and reduction
+// splits planned as split_reduction.h says (deterministic whatever the
+// thread count).
 
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -15,8 +13,10 @@
 #include "ops/cpu/conv_kernels_cpu.h"
 #include "ops/cpu/conv_taps.h"
 #include "ops/cpu/depthwise_cpu.h"
+#include "ops/cpu/nhwc_conv_cpu.h"
 #include "ops/cpu/gemm/gemm.h"
 #include "ops/cpu/gemm/pack.h"
+#include "ops/cpu/gemm/split_reduction.h"
 
 namespace convext {
 namespace cpu {
@@ -29,75 +29,46 @@ void grad_weight_gemm(const at::Tensor& grad_out, const at::Tensor& input,
   const UKernel<T>& uk = ukernel_for<T>();
   const int64_t M = s.ocg(), N = s.icg() * s.taps(), R = s.N * s.OH * s.OW;
   const int64_t KC = kc_block(uk);
-  constexpr int64_t threads = 16;  // planned for; more still get a share of the tasks
-  const TilePlan plan = plan_tiles(s.G, M, N, uk.mr, uk.nr, l2_block<T>(KC, uk.mr),
-                                   l2_block<T>(KC, uk.nr), threads);
-  const int64_t tiles = s.G * plan.tasks_per_group();
-  // Split the reduction only as far as needed to feed the threads, and never
-  // into pieces shorter than a few KC blocks.
-  const int64_t splits = std::max<int64_t>(
-      1, std::min(ceil_div(2 * threads, tiles), R / (4 * KC)));
-  const int64_t r_chunk = ceil_div(std::max<int64_t>(R, 1), splits);
+  SplitReduction<T> red(s.G, M, N, R, KC, uk.mr, uk.nr, l2_block<T>(KC, uk.mr),
+                        l2_block<T>(KC, uk.nr));
+  const TilePlan& plan = red.plan;
 
   const TapOffsets offs(s);
   const std::vector<int64_t>& off_h = offs.h;
   const std::vector<int64_t>& off_w = offs.w;
-
-  const int64_t tile_size = plan.MC * plan.NC;
-  Scratch<T> partial(tiles * splits * tile_size);
   const S* go = grad_out.const_data_ptr<S>();
   const S* in = input.const_data_ptr<S>();
 
-  at::parallel_for(0, tiles * splits, grain_size(tiles * splits, s), [&](int64_t begin, int64_t end) {
-    Scratch<T> abuf(plan.MC * KC), bbuf(KC * plan.NC);
+  struct Buffers {
+    Scratch<T> a, b;
     std::vector<Segment> segs;
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t tile = task / splits, split = task % splits;
-      const int64_t g = tile / plan.tasks_per_group();
-      const int64_t mb = (tile / plan.n_blocks) % plan.m_blocks, nb = tile % plan.n_blocks;
-      const int64_t m0 = mb * plan.MC, mc = std::min(plan.MC, M - m0);
-      const int64_t n0 = nb * plan.NC, nc = std::min(plan.NC, N - n0);
-      const int64_t r_begin = split * r_chunk, r_end = std::min(R, r_begin + r_chunk);
-
-      GridView<const S> gsrc = grid_view(go, grad_out, g * M);
-      gsrc.GH = s.OH; gsrc.GW = s.OW;
-      GridView<const S> isrc = grid_view(in, input, g * s.icg());
-      isrc.GH = s.OH; isrc.GW = s.OW; isrc.step_h = s.sh; isrc.step_w = s.sw;
-      isrc.ntaps = s.taps(); isrc.off_h = off_h.data(); isrc.off_w = off_w.data();
-
-      T* c = partial.ptr + task * tile_size;
-      const int64_t mp = ceil_div(mc, uk.mr), np = ceil_div(nc, uk.nr);
-      if (r_begin >= r_end) std::fill(c, c + tile_size, T(0));
-      for (int64_t r0 = r_begin; r0 < r_end; r0 += KC) {
-        const int64_t kc = std::min(KC, r_end - r0);
-        pack_col_panels(gsrc, m0, mc, r0, kc, uk.mr, abuf.ptr, segs);
-        pack_col_panels(isrc, n0, nc, r0, kc, uk.nr, bbuf.ptr, segs);
-        gemm_tiles(uk, kc, abuf.ptr, mp, bbuf.ptr, np, c, plan.NC, r0 > r_begin);
-      }
+  };
+  red.run(s, [&] { return Buffers{Scratch<T>(plan.MC * KC), Scratch<T>(KC * plan.NC), {}}; },
+          [&](Buffers& buf, const OutTile& t, int64_t r_begin, int64_t r_end, T* c) {
+    GridView<const S> gsrc = grid_view(go, grad_out, t.g * M);
+    gsrc.GH = s.OH; gsrc.GW = s.OW;
+    GridView<const S> isrc = grid_view(in, input, t.g * s.icg());
+    isrc.GH = s.OH; isrc.GW = s.OW; isrc.step_h = s.sh; isrc.step_w = s.sw;
+    isrc.ntaps = s.taps(); isrc.off_h = off_h.data(); isrc.off_w = off_w.data();
+    const int64_t mp = ceil_div(t.mc, uk.mr), np = ceil_div(t.nc, uk.nr);
+    for (int64_t r0 = r_begin; r0 < r_end; r0 += KC) {
+      const int64_t kc = std::min(KC, r_end - r0);
+      pack_col_panels(gsrc, t.m0, t.mc, r0, kc, uk.mr, buf.a.ptr, buf.segs);
+      pack_col_panels(isrc, t.n0, t.nc, r0, kc, uk.nr, buf.b.ptr, buf.segs);
+      gemm_tiles(uk, kc, buf.a.ptr, mp, buf.b.ptr, np, c, plan.NC, r0 > r_begin);
     }
   });
 
-  // Sum the partials in split order and write the weight layout.
+  // Write the weight layout: column k = (input channel, tap).
   S* gw = grad_w.mutable_data_ptr<S>();
   const auto ws = grad_w.strides();
-  at::parallel_for(0, tiles, grain_size(tiles, s), [&](int64_t begin, int64_t end) {
-    for (int64_t tile = begin; tile < end; ++tile) {
-      const int64_t g = tile / plan.tasks_per_group();
-      const int64_t mb = (tile / plan.n_blocks) % plan.m_blocks, nb = tile % plan.n_blocks;
-      const int64_t m0 = mb * plan.MC, mc = std::min(plan.MC, M - m0);
-      const int64_t n0 = nb * plan.NC, nc = std::min(plan.NC, N - n0);
-      T* c = partial.ptr + tile * splits * tile_size;
-      for (int64_t sp = 1; sp < splits; ++sp) {
-        const T* p = c + sp * tile_size;
-        for (int64_t i = 0; i < tile_size; ++i) c[i] += p[i];
-      }
-      for (int64_t m = 0; m < mc; ++m) {
-        S* row = gw + (g * M + m0 + m) * ws[0];
-        for (int64_t j = 0; j < nc; ++j) {
-          const int64_t k = n0 + j, ic = k / s.taps(), t = k % s.taps();
-          row[ic * ws[1] + (t / s.KW) * ws[2] + (t % s.KW) * ws[3]] =
-              static_cast<S>(c[m * plan.NC + j]);
-        }
+  red.finish(s, [&](const OutTile& t, const T* c) {
+    for (int64_t m = 0; m < t.mc; ++m) {
+      S* row = gw + (t.g * M + t.m0 + m) * ws[0];
+      for (int64_t j = 0; j < t.nc; ++j) {
+        const int64_t k = t.n0 + j, ic = k / s.taps(), tap = k % s.taps();
+        row[ic * ws[1] + (tap / s.KW) * ws[2] + (tap % s.KW) * ws[3]] =
+            static_cast<S>(c[m * plan.NC + j]);
       }
     }
   });
@@ -107,6 +78,9 @@ void grad_weight_gemm(const at::Tensor& grad_out, const at::Tensor& input,
 
 void CpuKernels::grad_weight(const at::Tensor& grad_out, const at::Tensor& input,
                              at::Tensor& grad_w, const ConvShape& s) {
+  // Path selection: channels-last operands take the NHWC GEMM (nhwc_conv_cpu.h).
+  if (nhwc_grad_weight_applies(grad_out, input, s))
+    return nhwc_grad_weight(grad_out, input, grad_w, s);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, grad_out.scalar_type(),
                                   "convext_conv_grad_weight_cpu", [&] {
     if (depthwise_direct(s)) {
