@@ -30,11 +30,14 @@ namespace {
 // Channels innermost: one pixel's channels are one contiguous run.
 bool channels_innermost(const at::Tensor& t) { return t.stride(1) == 1 && t.size(1) > 1; }
 
-// The indirect kernel that reads S in place (its packed type has S's bits).
+// The indirect kernel that reads S in place (its packed type has S's bits);
+// for float the tile whose panels waste the fewest columns of an N side of n.
 template <typename S>
-const auto* igemm_for() {
+const auto* igemm_for(int64_t n = 0) {
   const UKernelSet& k = ukernels();
   if constexpr (std::is_same_v<S, float>) {
+    const auto& wide = k.f32_igemm_wide;
+    if (wide.fn && n > 0 && round_up(n, wide.nr) < round_up(n, k.f32_igemm.nr)) return &wide;
     return k.f32_igemm.fn ? &k.f32_igemm : nullptr;
   } else if constexpr (std::is_same_v<S, double>) {
     return k.f64_igemm.fn ? &k.f64_igemm : nullptr;
@@ -195,7 +198,7 @@ bool nhwc_grad_weight_applies(const at::Tensor& grad_out, const at::Tensor& inpu
 void nhwc_forward(const at::Tensor& input, const at::Tensor& weight, const at::Tensor* bias,
                   at::Tensor& out, const ConvShape& s) {
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, input.scalar_type(), "convext_nhwc_forward", [&] {
-    forward_igemm<scalar_t>(input, weight, bias, out, s, *igemm_for<scalar_t>());
+    forward_igemm<scalar_t>(input, weight, bias, out, s, *igemm_for<scalar_t>(s.ocg()));
   });
 }
 
@@ -203,7 +206,7 @@ void nhwc_grad_input(const at::Tensor& grad_out, const at::Tensor& weight, at::T
                      const ConvShape& s) {
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, grad_out.scalar_type(), "convext_nhwc_grad_input",
                                  [&] {
-    grad_input_igemm<scalar_t>(grad_out, weight, grad_in, s, *igemm_for<scalar_t>());
+    grad_input_igemm<scalar_t>(grad_out, weight, grad_in, s, *igemm_for<scalar_t>(s.icg()));
   });
 }
 

@@ -77,6 +77,9 @@ struct UKernelSet {
   UKernel<Bf16Bits, float> bf16{nullptr, 0, 0, 2};
   // Indirect forms of f32, f64 and bf16 (fn null where an ISA lacks one).
   UKernelIgemm<float> f32_igemm;
+  // A wider float tile for N sides that fill its panels better (64 or 128
+  // channels waste a third / a ninth of 48-wide panels); null where absent.
+  UKernelIgemm<float> f32_igemm_wide;
   UKernelIgemm<double> f64_igemm;
   UKernelIgemm<Bf16Bits, float> bf16_igemm{nullptr, 0, 0, 2};
 };
