@@ -1,8 +1,8 @@
 """The CPU path selector (csrc/ops/cpu/conv_path.h), through
 convext._C.cpu_path: which kernel each op direction runs, for shapes on
 either side of every rule (depthwise NCHW / channels-last, padding too large
-for the direct kernels, 1x1 packed straight from the input, staged stride-1,
-gathered), and that each path gives torch's values."""
+for the direct kernels, channels-last NHWC GEMM, 1x1 packed straight from the
+input, staged stride-1, gathered), and that each path gives torch's values."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -44,8 +44,19 @@ CASES = [
      dict(stride=50, padding=20, groups=4), ("gather",) * 3),
     ("pointwise", torch.randn(2, 16, 7, 7), torch.randn(8, 16, 1, 1), {},
      ("pointwise", "staged", "gather")),
-    ("pointwise_channels_last", cl(torch.randn(2, 16, 7, 7)), torch.randn(8, 16, 1, 1), {},
-     ("staged", "staged", "gather")),
+    # channels-last with too few channels per group for half an igemm panel
+    # (nr >= 12 on every instruction set): forward and grad_input keep the
+    # NCHW-style GEMM, grad_weight (any channel count) takes the NHWC one
+    ("pointwise_channels_last", cl(torch.randn(2, 4, 7, 7)), torch.randn(4, 4, 1, 1), {},
+     ("staged", "staged", "nhwc")),
+    ("nhwc", cl(torch.randn(2, 64, 9, 9)), torch.randn(64, 64, 3, 3), dict(padding=1),
+     ("nhwc",) * 3),
+    ("nhwc_strided_few_input_channels", cl(torch.randn(2, 3, 15, 15)), torch.randn(64, 3, 3, 3),
+     dict(stride=2, padding=1), ("nhwc", "gather", "nhwc")),
+    ("nhwc_small_groups", cl(torch.randn(2, 16, 9, 9)), torch.randn(16, 4, 3, 3),
+     dict(padding=1, groups=4), ("gather", "gather", "nhwc")),
+    ("nhwc_strided", cl(torch.randn(2, 64, 9, 9)), torch.randn(64, 64, 3, 3),
+     dict(stride=2, padding=1), ("nhwc", "nhwc", "nhwc")),
     ("pointwise_strided", torch.randn(2, 16, 7, 7), torch.randn(8, 16, 1, 1), dict(stride=2),
      ("gather",) * 3),
     # staging pays when the padded row is at most 1/8 wider than the output's
@@ -102,3 +113,20 @@ def test_conv1d_and_empty():
         path("conv1d", torch.randn(4, 50, 1, 1), w, **args)
     with pytest.raises(RuntimeError, match="unknown op"):
         path("conv3d", x, w, **args)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+def test_nhwc_needs_an_igemm_kernel(dtype):
+    """The NHWC forward/grad_input read the tensor in place, so they need an
+    indirect kernel for its type (float, double, bfloat16 with AVX512-BF16);
+    grad_weight packs, so it takes any dtype. grad_weight also needs both
+    operands channels innermost."""
+    x = cl(torch.randn(2, 64, 9, 9, dtype=dtype))
+    w = torch.randn(64, 64, 3, 3, dtype=dtype)
+    igemm = dtype in (torch.float32, torch.float64) or (dtype == torch.bfloat16 and BF16_KERNEL)
+    fwd, gi, gw = paths(x, w, stride=2, padding=1)
+    assert (fwd, gi, gw) == (("nhwc", "nhwc") if igemm else ("gather", "gather")) + ("nhwc",)
+    out = cl(F.conv2d(x, w, stride=2, padding=1))
+    args = dict(stride=(2, 2), padding=(1, 1), dilation=(1, 1), groups=1)
+    assert path("conv2d_grad_weight", out, x.contiguous(), w.shape, **args) == "gather"
+    assert path("conv2d_grad_weight", out.contiguous(), x, w.shape, **args) == "gather"

@@ -17,6 +17,7 @@
 #include "ops/cpu/conv_path.h"
 #include "ops/cpu/conv_taps.h"
 #include "ops/cpu/depthwise_cpu.h"
+#include "ops/cpu/nhwc_conv_cpu.h"
 #include <optional>
 
 #include "ops/cpu/gemm/gemm.h"
@@ -28,11 +29,9 @@ namespace convext {
 namespace cpu {
 namespace {
 
-struct Phase {
-  int64_t rh, rw, TH, TW;        // first position and grid size
+struct Phase : PhaseTaps {      // the taps touching this phase
+  int64_t rh = 0, rw = 0, TH = 0, TW = 0;  // first position and grid size
   int64_t GW = 0;                // grid width computed (TW, or wider when staged)
-  std::vector<int64_t> kh, kw;   // taps touching this phase
-  std::vector<int64_t> off_h, off_w;  // grad_output offset per tap
   int64_t a_offset = 0;          // into the packed weights
   int64_t task_begin = 0;
 };
@@ -56,16 +55,10 @@ void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight,
   const DimPhases dims_w(s.W, s.OW, s.KW, s.sw, s.pw, s.dw);
   for (int64_t rh = 0; rh < std::min(s.sh, s.H); ++rh) {
     for (int64_t rw = 0; rw < std::min(s.sw, s.W); ++rw) {
-      Phase ph;
+      Phase ph{PhaseTaps(dims_h, dims_w, rh, rw)};
       ph.rh = rh; ph.rw = rw;
       ph.TH = ceil_div(s.H - rh, s.sh);
       ph.TW = ceil_div(s.W - rw, s.sw);
-      for (size_t i = 0; i < dims_h.taps[rh].size(); ++i) {
-        for (size_t j = 0; j < dims_w.taps[rw].size(); ++j) {
-          ph.kh.push_back(dims_h.taps[rh][i]); ph.kw.push_back(dims_w.taps[rw][j]);
-          ph.off_h.push_back(dims_h.offs[rh][i]); ph.off_w.push_back(dims_w.offs[rw][j]);
-        }
-      }
       ph.a_offset = a_size;
       a_size += s.G * Mp * panel_k(uk, OCg * static_cast<int64_t>(ph.kh.size()));
       ph.GW = ph.TW;
@@ -157,6 +150,7 @@ void CpuKernels::grad_input(const at::Tensor& grad_out, const at::Tensor& weight
         return depthwise_nhwc_grad_input<scalar_t>(grad_out, weight, grad_in, s);
       case CpuPath::kDepthwise:
         return depthwise_grad_input<scalar_t>(grad_out, weight, grad_in, s);
+      case CpuPath::kNhwc: return nhwc_grad_input(grad_out, weight, grad_in, s);
       default:
         return with_ukernel<scalar_t>([&](const auto& uk) {
           grad_input_gemm<scalar_t>(grad_out, weight, grad_in, s, path, uk);

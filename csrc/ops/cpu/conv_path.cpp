@@ -6,6 +6,7 @@
 
 #include "ops/cpu/conv_taps.h"
 #include "ops/cpu/gemm/staging.h"
+#include "ops/cpu/nhwc_conv_cpu.h"
 #include "ops/cpu/ukernels/microkernel.h"
 
 namespace convext {
@@ -23,6 +24,22 @@ bool depthwise_direct(const ConvShape& s) {
 // Channels-last variants: multiplier 1, unit channel stride on both tensors.
 bool depthwise_nhwc_applies(const at::Tensor& a, const at::Tensor& b, const ConvShape& s) {
   return s.ocg() == 1 && a.stride(1) == 1 && b.stride(1) == 1 && s.C > 1;
+}
+
+// Channels innermost: one pixel's channels are one contiguous run.
+bool channels_innermost(const at::Tensor& t) { return t.stride(1) == 1 && t.size(1) > 1; }
+
+// The NHWC GEMM (nhwc_conv_cpu.h). forward/grad_input: the source (input,
+// grad_out) has channels innermost, an igemm kernel exists for the dtype
+// (float, double, bfloat16 on AVX512-BF16) and a group's channels on the N
+// side fill half its panel. grad_weight: both grad_out and input have
+// channels innermost, any dtype.
+bool nhwc_applies(ConvDirection dir, const ConvShape& s, const at::Tensor& a,
+                  const at::Tensor& b) {
+  if (s.depthwise() || !channels_innermost(a)) return false;
+  if (dir == ConvDirection::kGradWeight) return channels_innermost(b);
+  const int nr = igemm_nr(a.scalar_type());
+  return nr > 0 && 2 * (dir == ConvDirection::kForward ? s.ocg() : s.icg()) >= nr;
 }
 
 // Whether the GEMM packs this dtype in its own type (see with_ukernel in
@@ -59,6 +76,7 @@ CpuPath select_path(ConvDirection dir, const ConvShape& s, const at::Tensor& a,
                     const at::Tensor& b) {
   if (depthwise_direct(s))
     return depthwise_nhwc_applies(a, b, s) ? CpuPath::kDepthwiseNhwc : CpuPath::kDepthwise;
+  if (nhwc_applies(dir, s, a, b)) return CpuPath::kNhwc;
   switch (dir) {
     case ConvDirection::kForward: return forward_gemm_path(s, a);
     case ConvDirection::kGradInput: return grad_input_gemm_path(s);
@@ -71,6 +89,7 @@ const char* path_name(CpuPath path) {
   switch (path) {
     case CpuPath::kDepthwiseNhwc: return "depthwise_nhwc";
     case CpuPath::kDepthwise: return "depthwise";
+    case CpuPath::kNhwc: return "nhwc";
     case CpuPath::kPointwise: return "pointwise";
     case CpuPath::kStaged: return "staged";
     case CpuPath::kGather: return "gather";

@@ -7,12 +7,18 @@
 //                   innermost (unit channel stride): vectorised over channels
 //   depthwise       other depthwise-style convs whose padding is small next
 //                   to the sizes: phase-split zero-padded planes
+//   nhwc            not depthwise, the source tensor(s) channels innermost:
+//                   forward/grad_input as an indirect GEMM reading pixels'
+//                   channel runs in place, when an igemm kernel exists for
+//                   the dtype and a group's channels fill half its panel;
+//                   grad_weight (any dtype) packing pixel rows (nhwc_conv_cpu.h)
 //   pointwise       forward, 1x1, stride 1, no padding, input rows contiguous
 //                   and packed as stored: B packed straight from the input
 //   staged          forward and grad_input, stride 1, when staging pays
 //                   (staging.h): padded planes, one contiguous run per row
 //   gather          the implicit GEMM gathering its panels from the tensor
-//                   (grad_input: per stride phase); grad_weight's only GEMM
+//                   (grad_input: per stride phase); grad_weight's GEMM
+//                   where nhwc does not apply
 // CUDA dispatches in the same order at its level: depthwise, then the
 // tensor-core MMA kernel where it applies, then the SIMT GEMM.
 
@@ -25,7 +31,7 @@
 namespace convext {
 namespace cpu {
 
-enum class CpuPath { kDepthwiseNhwc, kDepthwise, kPointwise, kStaged, kGather };
+enum class CpuPath { kDepthwiseNhwc, kDepthwise, kNhwc, kPointwise, kStaged, kGather };
 enum class ConvDirection { kForward, kGradInput, kGradWeight };
 
 // `a` and `b` are the 4D (N, C, H, W) views whose layouts matter:

@@ -47,5 +47,19 @@ struct DimPhases {
   }
 };
 
+// The taps of stride phase (rh, rw) of both dims: kernel positions and the
+// grad_output offsets they read at.
+struct PhaseTaps {
+  std::vector<int64_t> kh, kw, off_h, off_w;
+  PhaseTaps(const DimPhases& h, const DimPhases& w, int64_t rh, int64_t rw) {
+    for (size_t i = 0; i < h.taps[rh].size(); ++i) {
+      for (size_t j = 0; j < w.taps[rw].size(); ++j) {
+        kh.push_back(h.taps[rh][i]); kw.push_back(w.taps[rw][j]);
+        off_h.push_back(h.offs[rh][i]); off_w.push_back(w.offs[rw][j]);
+      }
+    }
+  }
+};
+
 }  // namespace cpu
 }  // namespace convext

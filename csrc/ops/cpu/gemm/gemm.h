@@ -21,8 +21,9 @@ inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 // Reduction block: one B micro-panel (KC x NR) should stay in L1 (~24 KiB)
 // while the kernel walks every A panel of the block.
-template <typename P, typename T>
-int64_t kc_block(const UKernel<P, T>& uk) {
+// (Also for the indirect kernels, whose B panels are the same.)
+template <typename P, typename T, template <typename, typename> class K = UKernel>
+int64_t kc_block(const K<P, T>& uk) {
   const int64_t kc = std::max<int64_t>(64, (24 * 1024) / (uk.nr * int64_t(sizeof(P))));
   return kc / uk.kr * uk.kr;  // whole kr groups, so only the last block pads
 }

@@ -25,6 +25,22 @@ struct UKernel {
   int kr = 1;
 };
 
+// The indirect ("igemm") form of the same tile, after XNNPACK's igemm: A is
+// not packed but read in place through MR row pointers per tap,
+//   C[i][j] (= or +=) sum_{t<ks, k<kc} a[t*MR + i][k] * B[t*kcR + k][j],
+// with B packed as for `fn` over ks*kcR rows (kcR = kc rounded up to kr, the
+// pad rows zero). For kr = 2 an odd kc reads a row's last element alone, so
+// nothing past a row's kc values is ever read. Channels-last convs use it:
+// a row is one pixel's run of channels (see nhwc_igemm.h).
+template <typename P, typename T = P>
+struct UKernelIgemm {
+  void (*fn)(int64_t ks, int64_t kc, const P* const* a, const P* b, T* c, int64_t ldc,
+             bool accumulate) = nullptr;
+  int mr = 0;
+  int nr = 0;
+  int kr = 1;
+};
+
 // bfloat16 operands travel as their raw bits (ISA files include no torch header).
 using Bf16Bits = uint16_t;
 
@@ -59,6 +75,13 @@ struct UKernelSet {
   // bfloat16 pairs dot-multiplied into float (AVX512-BF16); fn is null where
   // the CPU lacks it, and bfloat16 then goes through the f32 kernel.
   UKernel<Bf16Bits, float> bf16{nullptr, 0, 0, 2};
+  // Indirect forms of f32, f64 and bf16 (fn null where an ISA lacks one).
+  UKernelIgemm<float> f32_igemm;
+  // A wider float tile for N sides that fill its panels better (64 or 128
+  // channels waste a third / a ninth of 48-wide panels); null where absent.
+  UKernelIgemm<float> f32_igemm_wide;
+  UKernelIgemm<double> f64_igemm;
+  UKernelIgemm<Bf16Bits, float> bf16_igemm{nullptr, 0, 0, 2};
 };
 
 // Defined in the per-ISA translation units. x86-64 ones return false when

@@ -45,6 +45,8 @@ struct VD {
 bool ukernels_avx2(UKernelSet* out) {
   out->f32 = {&avx2::ukernel<avx2::VF, 4, 3>, 4, 24};
   out->f64 = {&avx2::ukernel<avx2::VD, 4, 3>, 4, 12};
+  out->f32_igemm = {&avx2::ukernel_igemm<avx2::VF, 4, 3>, 4, 24};
+  out->f64_igemm = {&avx2::ukernel_igemm<avx2::VD, 4, 3>, 4, 12};
   out->row_f32 = avx2::row_kernels<avx2::VF>();
   out->row_f64 = avx2::row_kernels<avx2::VD>();
   out->isa = "avx2";

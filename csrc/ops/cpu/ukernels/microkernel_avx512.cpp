@@ -44,6 +44,9 @@ struct VD {
 bool ukernels_avx512(UKernelSet* out) {
   out->f32 = {&avx512::ukernel<avx512::VF, 8, 3>, 8, 48};
   out->f64 = {&avx512::ukernel<avx512::VD, 8, 3>, 8, 24};
+  out->f32_igemm = {&avx512::ukernel_igemm<avx512::VF, 8, 3>, 8, 48};
+  out->f64_igemm = {&avx512::ukernel_igemm<avx512::VD, 8, 3>, 8, 24};
+  out->f32_igemm_wide = {&avx512::ukernel_igemm<avx512::VF, 6, 4>, 6, 64};
   out->row_f32 = avx512::row_kernels<avx512::VF>();
   out->row_f64 = avx512::row_kernels<avx512::VD>();
   out->isa = "avx512";

@@ -13,31 +13,30 @@ namespace convext {
 namespace cpu {
 namespace avx512bf16 {
 
-// A panel: ceil(kc/2) rows of MR (k, k+1) pairs; B panel: rows of NR pairs.
-template <int MR, int NV>
-void ukernel(int64_t kc, const Bf16Bits* a, const Bf16Bits* b, float* c, int64_t ldc,
-             bool accumulate) {
+// acc[i][j] = sum over ks taps of kp pair rows of pair(t, i, k) . B pairs,
+// pair() giving A's (k, k+1) bfloat16 pair as 32 bits; then stored to c.
+template <int MR, int NV, class PairAt>
+inline void ukernel_loop(int64_t ks, int64_t kp, PairAt pair_at, const Bf16Bits* b, float* c,
+                         int64_t ldc, bool accumulate) {
   constexpr int NR = NV * 16;
   __m512 acc[MR][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_setzero_ps();
-  const int64_t kp = (kc + 1) / 2;
-  for (int64_t k = 0; k < kp; ++k) {
-    __m512bh bv[NV];
+  for (int64_t t = 0; t < ks; ++t) {
+    for (int64_t k = 0; k < kp; ++k) {
+      __m512bh bv[NV];
 #pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) bv[j] = (__m512bh)_mm512_loadu_si512(b + j * 32);
+      for (int j = 0; j < NV; ++j) bv[j] = (__m512bh)_mm512_loadu_si512(b + j * 32);
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      int pair;
-      __builtin_memcpy(&pair, a + 2 * i, sizeof(pair));
-      const __m512bh av = (__m512bh)_mm512_set1_epi32(pair);
+      for (int i = 0; i < MR; ++i) {
+        const __m512bh av = (__m512bh)_mm512_set1_epi32(pair_at(t, i, k));
 #pragma GCC unroll 4
-      for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], av, bv[j]);
+        for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], av, bv[j]);
+      }
+      b += 2 * NR;
     }
-    a += 2 * MR;
-    b += 2 * NR;
   }
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) {
@@ -49,10 +48,39 @@ void ukernel(int64_t kc, const Bf16Bits* a, const Bf16Bits* b, float* c, int64_t
   }
 }
 
+inline int load_pair(const Bf16Bits* p) {
+  int pair;
+  __builtin_memcpy(&pair, p, sizeof(pair));
+  return pair;
+}
+
+// A panel: ceil(kc/2) rows of MR (k, k+1) pairs; B panel: rows of NR pairs.
+template <int MR, int NV>
+void ukernel(int64_t kc, const Bf16Bits* a, const Bf16Bits* b, float* c, int64_t ldc,
+             bool accumulate) {
+  ukernel_loop<MR, NV>(1, (kc + 1) / 2,
+                       [a](int64_t, int i, int64_t k) { return load_pair(a + 2 * (k * MR + i)); },
+                       b, c, ldc, accumulate);
+}
+
+// Indirect A (see UKernelIgemm): rows read in place, pairs along k; an odd
+// kc's last element is read alone (the high half of its pair is zero), so a
+// row is never read past its end.
+template <int MR, int NV>
+void ukernel_igemm(int64_t ks, int64_t kc, const Bf16Bits* const* a, const Bf16Bits* b,
+                   float* c, int64_t ldc, bool accumulate) {
+  const int64_t kp = (kc + 1) / 2, full = kc / 2;
+  ukernel_loop<MR, NV>(ks, kp, [a, full](int64_t t, int i, int64_t k) {
+    const Bf16Bits* p = a[t * MR + i] + 2 * k;
+    return k < full ? load_pair(p) : int(*p);
+  }, b, c, ldc, accumulate);
+}
+
 }  // namespace avx512bf16
 
 bool ukernels_avx512bf16(UKernelSet* out) {
   out->bf16 = {&avx512bf16::ukernel<8, 3>, 8, 48, 2};
+  out->bf16_igemm = {&avx512bf16::ukernel_igemm<8, 3>, 8, 48, 2};
   out->isa = "avx512+bf16";
   return true;
 }

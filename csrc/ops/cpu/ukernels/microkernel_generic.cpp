@@ -42,11 +42,14 @@ struct Vec {
 UKernelSet ukernels_generic() {
   using VF = generic::Vec<float>;
   using VD = generic::Vec<double>;
-  return {{&generic::ukernel<VF, 4, 3>, 4, 3 * VF::W},
-          {&generic::ukernel<VD, 4, 3>, 4, 3 * VD::W},
-          generic::row_kernels<VF>(),
-          generic::row_kernels<VD>(),
-          "generic"};
+  UKernelSet set{{&generic::ukernel<VF, 4, 3>, 4, 3 * VF::W},
+                 {&generic::ukernel<VD, 4, 3>, 4, 3 * VD::W},
+                 generic::row_kernels<VF>(),
+                 generic::row_kernels<VD>(),
+                 "generic"};
+  set.f32_igemm = {&generic::ukernel_igemm<VF, 4, 3>, 4, 3 * VF::W};
+  set.f64_igemm = {&generic::ukernel_igemm<VD, 4, 3>, 4, 3 * VD::W};
+  return set;
 }
 
 }  // namespace cpu

@@ -1,0 +1,202 @@
+// The channels-last (NHWC) dense conv kernels: forward and grad_input as
+// indirect GEMMs that read the activations in place (nhwc_igemm.h), and
+// grad_weight as a packed GEMM whose operands are plain row copies.
+//   forward:    out[q][j]  = sum_{t,c} in[q @ t][c] * W[j][c][t]
+//   grad_input: per stride phase (as in conv_grad_input_cpu.cpp),
+//               gin[q][j]  = sum_{t,oc} gout[q @ t][oc] * W[oc][j][t]
+//   grad_weight: gW[m][c][t] = sum_q gout[q][m] * in[q @ t][c]
+// q: a pixel, "q @ t": the pixel tap t reads (zero in the padding).
+
+#include "ops/cpu/nhwc_conv_cpu.h"
+
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+
+#include <type_traits>
+#include <vector>
+
+#include "ops/cpu/conv_kernels_cpu.h"
+#include "ops/cpu/conv_taps.h"
+#include "ops/cpu/gemm/gemm.h"
+#include "ops/cpu/gemm/pack.h"
+#include "ops/cpu/gemm/split_reduction.h"
+#include "ops/cpu/nhwc_igemm.h"
+
+namespace convext {
+namespace cpu {
+namespace {
+
+// The indirect kernel that reads S in place (its packed type has S's bits);
+// for float the tile whose panels waste the fewest columns of an N side of n.
+template <typename S>
+const auto* igemm_for(int64_t n = 0) {
+  const UKernelSet& k = ukernels();
+  if constexpr (std::is_same_v<S, float>) {
+    const auto& wide = k.f32_igemm_wide;
+    if (wide.fn && n > 0 && round_up(n, wide.nr) < round_up(n, k.f32_igemm.nr)) return &wide;
+    return k.f32_igemm.fn ? &k.f32_igemm : nullptr;
+  } else if constexpr (std::is_same_v<S, double>) {
+    return k.f64_igemm.fn ? &k.f64_igemm : nullptr;
+  } else {
+    static_assert(std::is_same_v<S, c10::BFloat16>);
+    return k.bf16_igemm.fn ? &k.bf16_igemm : nullptr;
+  }
+}
+
+template <typename S, typename P>
+const P* as_packed(const at::Tensor& t) {
+  static_assert(sizeof(S) == sizeof(P));
+  return reinterpret_cast<const P*>(t.const_data_ptr<S>());
+}
+
+template <typename S, typename P, typename T>
+void forward_igemm(const at::Tensor& input, const at::Tensor& weight, const at::Tensor* bias,
+                   at::Tensor& out, const ConvShape& s, const UKernelIgemm<P, T>& uk) {
+  const int64_t N = s.ocg(), Cg = s.icg();
+  const KBlocks kb(s.taps(), Cg, kc_block(uk), uk.kr);
+  const auto ws = weight.strides();
+  std::vector<int64_t> toff(s.taps());
+  for (int64_t t = 0; t < s.taps(); ++t) toff[t] = (t / s.KW) * ws[2] + (t % s.KW) * ws[3];
+  const PackedWeights<P> b(s.G, kb, N, uk.nr, uk.kr, weight.const_data_ptr<S>(), N * ws[0],
+                           ws[0], ws[1], toff.data(), s);
+  ScratchVector<T> bv(bias ? s.OC : 0);
+  if (bias) {
+    const at::Tensor bc = bias->contiguous();
+    for (int64_t i = 0; i < s.OC; ++i) bv[i] = static_cast<T>(bc.const_data_ptr<S>()[i]);
+  }
+  const TapOffsets offs(s);
+  GridView<const P> src = grid_view(as_packed<S, P>(input), input, 0);
+  src.GH = s.OH; src.GW = s.OW; src.step_h = s.sh; src.step_w = s.sw;
+  src.ntaps = s.taps(); src.off_h = offs.h.data(); src.off_w = offs.w.data();
+  const GridView<S> dst = grid_view(out.mutable_data_ptr<S>(), out, 0);
+  nhwc_igemm(uk, s.G, s.N, src, Cg, dst, N, N, kb, b, bias ? bv.data() : nullptr, s);
+}
+
+template <typename S, typename P, typename T>
+void grad_input_igemm(const at::Tensor& grad_out, const at::Tensor& weight, at::Tensor& grad_in,
+                      const ConvShape& s, const UKernelIgemm<P, T>& uk) {
+  const int64_t N = s.icg(), Cg = s.ocg();
+  const auto ws = weight.strides();
+  const DimPhases dims_h(s.H, s.OH, s.KH, s.sh, s.ph, s.dh);
+  const DimPhases dims_w(s.W, s.OW, s.KW, s.sw, s.pw, s.dw);
+  for (int64_t rh = 0; rh < std::min(s.sh, s.H); ++rh) {
+    for (int64_t rw = 0; rw < std::min(s.sw, s.W); ++rw) {
+      const PhaseTaps ph(dims_h, dims_w, rh, rw);
+      const int64_t nt = static_cast<int64_t>(ph.kh.size());
+      std::vector<int64_t> toff(nt);
+      for (int64_t t = 0; t < nt; ++t) toff[t] = ph.kh[t] * ws[2] + ph.kw[t] * ws[3];
+      const KBlocks kb(nt, Cg, kc_block(uk), uk.kr);
+      const PackedWeights<P> b(s.G, kb, N, uk.nr, uk.kr, weight.const_data_ptr<S>(), Cg * ws[0],
+                               ws[1], ws[0], toff.data(), s);
+      GridView<const P> src = grid_view(as_packed<S, P>(grad_out), grad_out, 0);
+      src.GH = ceil_div(s.H - rh, s.sh); src.GW = ceil_div(s.W - rw, s.sw);
+      src.ntaps = nt; src.off_h = ph.off_h.data(); src.off_w = ph.off_w.data();
+      GridView<S> dst = grid_view(grad_in.mutable_data_ptr<S>(), grad_in, 0);
+      dst.step_h = s.sh; dst.step_w = s.sw; dst.off_h = &rh; dst.off_w = &rw;
+      const T* no_bias = nullptr;
+      nhwc_igemm(uk, s.G, s.N, src, Cg, dst, N, N, kb, b, no_bias, s);
+    }
+  }
+}
+
+// grad_weight: M = a group's output channels, columns (t, c), reduction over
+// every pixel of every image, tiled and split as split_reduction.h says.
+template <typename S, typename P, typename T>
+void grad_weight_packed(const at::Tensor& grad_out, const at::Tensor& input, at::Tensor& grad_w,
+                        const ConvShape& s, const UKernel<P, T>& uk) {
+  const int64_t M = s.ocg(), Cg = s.icg(), Ncols = s.taps() * Cg, R = s.N * s.OH * s.OW;
+  const int64_t KC = kc_block(uk);
+  SplitReduction<T> red(s.G, M, Ncols, R, KC, uk.mr, uk.nr, l2_block<P>(KC, uk.mr),
+                        l2_block<P>(KC, uk.nr));
+  const TilePlan& plan = red.plan;
+
+  const TapOffsets offs(s);
+  const S* go = grad_out.const_data_ptr<S>();
+  const S* in = input.const_data_ptr<S>();
+  const auto gs = grad_out.strides(), is = input.strides();
+  S* gw = grad_w.mutable_data_ptr<S>();
+  const auto ws = grad_w.strides();
+  struct Buffers {
+    Scratch<P> a, b;
+    ScratchVector<P> row;
+  };
+  red.run(s, [&] { return Buffers{Scratch<P>(plan.MC * KC), Scratch<P>(KC * plan.NC), {}}; },
+          [&](Buffers& buf, const OutTile& t, int64_t r_begin, int64_t r_end, T* c) {
+    for (int64_t r0 = r_begin; r0 < r_end; r0 += KC) {
+      const int64_t kc = std::min(KC, r_end - r0);
+      // A: pixel q's grad_out channels [m0, m0 + mc) of the group.
+      pack_pixel_rows(kc, t.mc, uk.mr, uk.kr, buf.a.ptr, buf.row, [&](int64_t qq, P* out) {
+        const Pixel px(r0 + qq, s.OH, s.OW);
+        const S* p = go + px.n * gs[0] + px.y * gs[2] + px.x * gs[3] + (t.g * M + t.m0) * gs[1];
+        for (int64_t j = 0; j < t.mc; ++j) out[j] = pack_value<P>(p[j * gs[1]]);
+      });
+      // B: the input channels every tap of pixel q reads, columns (tap, c).
+      pack_pixel_rows(kc, t.nc, uk.nr, uk.kr, buf.b.ptr, buf.row, [&](int64_t qq, P* out) {
+        const Pixel px(r0 + qq, s.OH, s.OW);
+        for (int64_t j = 0; j < t.nc;) {
+          const int64_t col = t.n0 + j, tap = col / Cg, ch = col % Cg;
+          const int64_t len = std::min(Cg - ch, t.nc - j);
+          const int64_t y = px.y * s.sh + offs.h[tap], x = px.x * s.sw + offs.w[tap];
+          if (y >= 0 && y < s.H && x >= 0 && x < s.W) {
+            const S* p = in + px.n * is[0] + y * is[2] + x * is[3] + (t.g * Cg + ch) * is[1];
+            for (int64_t l = 0; l < len; ++l) out[j + l] = pack_value<P>(p[l * is[1]]);
+          } else {
+            std::fill(out + j, out + j + len, P(0));
+          }
+          j += len;
+        }
+      });
+      gemm_tiles(uk, kc, buf.a.ptr, ceil_div(t.mc, uk.mr), buf.b.ptr, ceil_div(t.nc, uk.nr), c,
+                 plan.NC, r0 > r_begin);
+    }
+  }, [&](const OutTile& t, const T* c) {  // the weight layout: column (tap, c)
+    for (int64_t m = 0; m < t.mc; ++m) {
+      S* out = gw + (t.g * M + t.m0 + m) * ws[0];
+      for (int64_t j = 0; j < t.nc; ++j) {
+        const int64_t col = t.n0 + j, tap = col / Cg, ch = col % Cg;
+        out[ch * ws[1] + (tap / s.KW) * ws[2] + (tap % s.KW) * ws[3]] =
+            static_cast<S>(c[m * plan.NC + j]);
+      }
+    }
+  });
+}
+
+}  // namespace
+
+int igemm_nr(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return igemm_for<float>() ? igemm_for<float>()->nr : 0;
+    case at::kDouble: return igemm_for<double>() ? igemm_for<double>()->nr : 0;
+    case at::kBFloat16: return igemm_for<c10::BFloat16>() ? igemm_for<c10::BFloat16>()->nr : 0;
+    default: return 0;
+  }
+}
+
+void nhwc_forward(const at::Tensor& input, const at::Tensor& weight, const at::Tensor* bias,
+                  at::Tensor& out, const ConvShape& s) {
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, input.scalar_type(), "convext_nhwc_forward", [&] {
+    forward_igemm<scalar_t>(input, weight, bias, out, s, *igemm_for<scalar_t>(s.ocg()));
+  });
+}
+
+void nhwc_grad_input(const at::Tensor& grad_out, const at::Tensor& weight, at::Tensor& grad_in,
+                     const ConvShape& s) {
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, grad_out.scalar_type(), "convext_nhwc_grad_input",
+                                 [&] {
+    grad_input_igemm<scalar_t>(grad_out, weight, grad_in, s, *igemm_for<scalar_t>(s.icg()));
+  });
+}
+
+void nhwc_grad_weight(const at::Tensor& grad_out, const at::Tensor& input, at::Tensor& grad_w,
+                      const ConvShape& s) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, grad_out.scalar_type(),
+                                  "convext_nhwc_grad_weight", [&] {
+    with_ukernel<scalar_t>([&](const auto& uk) {
+      grad_weight_packed<scalar_t>(grad_out, input, grad_w, s, uk);
+    });
+  });
+}
+
+}  // namespace cpu
+}  // namespace convext

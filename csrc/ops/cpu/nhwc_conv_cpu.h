@@ -1,0 +1,25 @@
+#pragma once
+// The channels-last (NHWC) GEMM path of the dense CPU kernels (see
+// nhwc_igemm.h): the op files run it where select_path (conv_path.h) says
+// kNhwc, instead of the NCHW-style packed GEMM.
+
+#include <ATen/ATen.h>
+
+#include "ops/conv_params.h"
+
+namespace convext {
+namespace cpu {
+
+// Panel width of the indirect (NHWC) kernel for a dtype; 0 where there is
+// none. select_path (conv_path.cpp) takes this path only where it is > 0.
+int igemm_nr(at::ScalarType t);
+
+void nhwc_forward(const at::Tensor& input, const at::Tensor& weight, const at::Tensor* bias,
+                  at::Tensor& out, const ConvShape& s);
+void nhwc_grad_input(const at::Tensor& grad_out, const at::Tensor& weight,
+                     at::Tensor& grad_in, const ConvShape& s);
+void nhwc_grad_weight(const at::Tensor& grad_out, const at::Tensor& input, at::Tensor& grad_w,
+                      const ConvShape& s);
+
+}  // namespace cpu
+}  // namespace convext

@@ -1,0 +1,226 @@
+#pragma once
+// Channels-last (NHWC) convolution as an indirect GEMM, after XNNPACK's igemm:
+//   C[q][j] = sum_{t, c} A[q][(t, c)] * B[(t, c)][j]
+// q: a pixel of the output grid (the M side), j: a channel of the output (the
+// N side), the reduction over taps t and channels c. With channels innermost,
+// A's row for one (pixel, tap) is one contiguous run of channels, so the
+// microkernel reads it in place through a row pointer (a zero row for taps in
+// the padding): the activations are never gathered or packed. Only the
+// weights are packed, once per call, and each C row is stored as one run of
+// an output pixel's channels. The forward and grad_input kernels run on it;
+// grad_weight, whose reduction runs over pixels, packs plain row copies
+// instead (pack_pixel_rows below).
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "ops/conv_params.h"
+#include "ops/cpu/conv_kernels_cpu.h"
+#include "ops/cpu/gemm/gemm.h"
+#include "ops/cpu/gemm/grid.h"
+#include "ops/cpu/gemm/pack.h"
+
+namespace convext {
+namespace cpu {
+
+// A block of the reduction: taps [t0, t1) x channels [c0, c0 + kc), one
+// microkernel call. Its B rows, (t1 - t0) runs of kc rounded up to kr, start
+// at row `row` of the packed B.
+struct KBlock {
+  int64_t t0, t1, c0, kc, row;
+};
+
+// The reduction of `taps` taps of Cg channels in blocks of about KC rows:
+// channel chunks of at most KC (whole kr groups but the last), and when a
+// tap has fewer channels than that, several taps per block.
+struct KBlocks {
+  std::vector<KBlock> blocks;
+  int64_t rows = 0;  // B rows over all blocks
+  KBlocks(int64_t taps, int64_t Cg, int64_t KC, int kr) {
+    if (Cg == 0) return;
+    const int64_t chunk = round_up(ceil_div(Cg, ceil_div(Cg, KC)), kr);
+    const int64_t per_block = std::max<int64_t>(1, KC / round_up(chunk, kr));
+    for (int64_t t0 = 0; t0 < taps; t0 += per_block) {
+      const int64_t t1 = std::min(taps, t0 + per_block);
+      for (int64_t c0 = 0; c0 < Cg; c0 += chunk) {
+        const int64_t kc = std::min(chunk, Cg - c0);
+        blocks.push_back({t0, t1, c0, kc, rows});
+        rows += (t1 - t0) * round_up(kc, kr);
+      }
+    }
+  }
+};
+
+// Packs B[(t, c)][j] = w[j*js + toff[t] + c*cs] for block `blk`, j < N, as
+// panels of NR columns in the microkernel's layout (pairs along k for kr 2),
+// zero past N and in each tap's pad rows. dst: the block's first panel.
+template <typename P, typename S>
+void pack_weight_block(const S* w, int64_t js, int64_t cs, const int64_t* toff, int64_t N,
+                       const KBlock& blk, int NR, int R, P* dst) {
+  const int64_t kcR = round_up(blk.kc, R), rows = (blk.t1 - blk.t0) * kcR;
+  for (int64_t p = 0; p * NR < N; ++p) {
+    P* panel = dst + p * rows * NR;
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t t = blk.t0 + r / kcR, cc = r % kcR;
+      P* out = panel + (r / R) * NR * R + r % R;
+      for (int64_t j = 0; j < NR; ++j) {
+        const int64_t jj = p * NR + j;
+        out[j * R] = jj < N && cc < blk.kc
+                         ? pack_value<P>(w[jj * js + toff[t] + (blk.c0 + cc) * cs])
+                         : P(0);
+      }
+    }
+  }
+}
+
+// Weights packed for every group: group g, block b at buf + g*group + b.row*Np.
+// Group g's B[(t, c)][j] = w[g*w_g + j*js + toff[t] + c*cs].
+template <typename P>
+struct PackedWeights {
+  int64_t Np, group;
+  Scratch<P> buf;
+  template <typename S>
+  PackedWeights(int64_t G, const KBlocks& kb, int64_t N, int NR, int R, const S* w, int64_t w_g,
+                int64_t js, int64_t cs, const int64_t* toff, const ConvShape& s)
+      : Np(round_up(N, NR)), group(kb.rows * Np), buf(G * group) {
+    const int64_t nb = static_cast<int64_t>(kb.blocks.size());
+    at::parallel_for(0, G * nb, grain_size(G * nb, s), [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const KBlock& blk = kb.blocks[i % nb];
+        const int64_t g = i / nb;
+        pack_weight_block(w + g * w_g, js, cs, toff, N, blk, NR, R,
+                          buf.ptr + g * group + blk.row * Np);
+      }
+    });
+  }
+};
+
+// (n, y, x) of grid pixel q.
+struct Pixel {
+  int64_t n, y, x;
+  Pixel(int64_t q, int64_t GH, int64_t GW)
+      : n(q / (GH * GW)), y((q / GW) % GH), x(q % GW) {}
+};
+
+// dst(q, j) = bias[j] + sum_{t, c} src(q, t, c) * B_g[(t, c)][j] for every
+// group g, pixel q of the grid and j < N, where
+//   src(q, t, c) = src view at (n, channel g*src_g + c, y*step_h + off_h[t],
+//                  x*step_w + off_w[t]), zero outside (channel stride 1),
+//   dst(q, j)    = dst view at (n, channel g*dst_g + j, y*step_h + off_h,
+//                  x*step_w + off_w), with the dst view's own steps/offsets,
+// both views over the same grid of Nimg images (src.GH x src.GW).
+// Each C element sums its blocks in one fixed order, whatever the tiling.
+template <typename P, typename T, typename S>
+void nhwc_igemm(const UKernelIgemm<P, T>& uk, int64_t G, int64_t Nimg,
+                const GridView<const P>& src, int64_t src_g, const GridView<S>& dst,
+                int64_t dst_g, int64_t N, const KBlocks& kb, const PackedWeights<P>& b,
+                const T* bias, const ConvShape& s) {
+  const int64_t GH = src.GH, GW = src.GW, Q = Nimg * GH * GW;
+  const int64_t KC = kc_block(uk);
+  const int mr = uk.mr, nr = uk.nr;
+  const TilePlan plan = plan_tiles(G, Q, N, mr, nr, l2_block<P>(KC, mr), l2_block<P>(KC, nr));
+  int64_t max_kc = 0, max_ks = 0;
+  for (const KBlock& blk : kb.blocks) {
+    max_kc = std::max(max_kc, blk.kc);
+    max_ks = std::max(max_ks, blk.t1 - blk.t0);
+  }
+  const ScratchVector<P> zero(std::max<int64_t>(max_kc, 1), P(0));  // the padding's row
+  const int64_t tasks = G * plan.tasks_per_group();
+
+  at::parallel_for(0, tasks, grain_size(tasks, s), [&](int64_t begin, int64_t end) {
+    Scratch<T> c(plan.MC * plan.NC);
+    std::vector<const P*> rows(plan.MC * max_ks);
+    std::vector<Pixel> pix;
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t g = task / plan.tasks_per_group();
+      const int64_t mb = (task / plan.n_blocks) % plan.m_blocks, nb = task % plan.n_blocks;
+      const int64_t q0 = mb * plan.MC, mq = std::min(plan.MC, Q - q0);
+      const int64_t j0 = nb * plan.NC, nj = std::min(plan.NC, N - j0);
+      const int64_t mp = ceil_div(mq, mr), np = ceil_div(nj, nr);
+      pix.clear();
+      for (int64_t i = 0; i < mq; ++i) pix.emplace_back(q0 + i, GH, GW);
+      const P* in = src.base + g * src_g;
+
+      for (size_t bi = 0; bi < kb.blocks.size(); ++bi) {
+        const KBlock& blk = kb.blocks[bi];
+        const int64_t ks = blk.t1 - blk.t0, kcR = round_up(blk.kc, uk.kr);
+        // Row pointers, per panel of mr pixels: rows[(ip*ks + tt)*mr + i].
+        for (int64_t ip = 0; ip < mp; ++ip) {
+          for (int64_t tt = 0; tt < ks; ++tt) {
+            const int64_t t = blk.t0 + tt;
+            for (int64_t i = 0; i < mr; ++i) {
+              const P*& r = rows[(ip * ks + tt) * mr + i];
+              r = zero.data();
+              if (ip * mr + i >= mq) continue;
+              const Pixel& px = pix[ip * mr + i];
+              const int64_t y = px.y * src.step_h + src.toff_h(t);
+              const int64_t x = px.x * src.step_w + src.toff_w(t);
+              if (y >= 0 && y < src.H && x >= 0 && x < src.W)
+                r = in + px.n * src.sn + y * src.sh + x * src.sw + blk.c0;
+            }
+          }
+        }
+        const P* bp = b.buf.ptr + g * b.group + blk.row * b.Np + (j0 / nr) * ks * kcR * nr;
+        for (int64_t jp = 0; jp < np; ++jp) {
+          for (int64_t ip = 0; ip < mp; ++ip) {
+            uk.fn(ks, blk.kc, rows.data() + ip * ks * mr, bp + jp * ks * kcR * nr,
+                  c.ptr + ip * mr * plan.NC + jp * nr, plan.NC, bi > 0);
+          }
+        }
+      }
+      if (kb.blocks.empty()) std::fill(c.ptr, c.ptr + plan.MC * plan.NC, T(0));
+
+      // Store: one run of nj channels per pixel.
+      S* out = dst.base + (g * dst_g + j0) * dst.sc;
+      const int64_t oh = dst.toff_h(0), ow = dst.toff_w(0);
+      for (int64_t i = 0; i < mq; ++i) {
+        const Pixel& px = pix[i];
+        S* d = out + px.n * dst.sn + (px.y * dst.step_h + oh) * dst.sh +
+               (px.x * dst.step_w + ow) * dst.sw;
+        const T* row = c.ptr + i * plan.NC;
+        if (dst.sc == 1) {
+          for (int64_t j = 0; j < nj; ++j)
+            d[j] = static_cast<S>(row[j] + (bias ? bias[g * N + j0 + j] : T(0)));
+        } else {
+          for (int64_t j = 0; j < nj; ++j)
+            d[j * dst.sc] = static_cast<S>(row[j] + (bias ? bias[g * N + j0 + j] : T(0)));
+        }
+      }
+    }
+  });
+}
+
+// Packs rows qq < kc of a matrix X[qq][j], j < nj, as panels of P columns
+// in the microkernel's layout (pairs of rows interleaved for R = 2):
+//   dst[p*kcR*P + (qq/R)*P*R + j*R + qq%R] = X[qq][p*P + j],
+// zero past nj and past kc. fill(qq, row) writes row qq's nj values to `row`
+// (converted to the packed type). grad_weight packs both operands this way:
+// in NHWC each row is one pixel's run of channels, a plain copy.
+template <typename P, typename Fill>
+void pack_pixel_rows(int64_t kc, int64_t nj, int P_, int R, P* dst, ScratchVector<P>& row,
+                     Fill fill) {
+  const int64_t kcR = round_up(kc, R), panels = ceil_div(nj, P_);
+  row.resize(panels * P_);
+  for (int64_t qq = 0; qq < kcR; ++qq) {
+    if (qq < kc) {
+      fill(qq, row.data());
+      std::fill(row.begin() + nj, row.end(), P(0));
+    } else {
+      std::fill(row.begin(), row.end(), P(0));
+    }
+    for (int64_t p = 0; p < panels; ++p) {
+      P* out = dst + p * kcR * P_ + (qq / R) * P_ * R + qq % R;
+      const P* in = row.data() + p * P_;
+      if (R == 1) {
+        std::copy(in, in + P_, out);
+      } else {
+        for (int64_t j = 0; j < P_; ++j) out[j * R] = in[j];
+      }
+    }
+  }
+}
+
+}  // namespace cpu
+}  // namespace convext
