@@ -86,9 +86,11 @@ void CpuKernels::grad_weight(const at::Tensor& grad_out, const at::Tensor& input
         return depthwise_grad_weight<scalar_t>(grad_out, input, grad_w, s);
       case CpuPath::kNhwc: return nhwc_grad_weight(grad_out, input, grad_w, s);
       default:
-        return with_ukernel<scalar_t>([&](const auto& uk) {
-          grad_weight_gemm<scalar_t>(grad_out, input, grad_w, s, uk);
-        });
+        // Packed as the float kernel's operands for every dtype: the bf16 dot
+        // kernel's pair packing along positions made NCHW bfloat16 backward
+        // 1.3-2x slower in the benchmark (see README, Speed), so it is not used here.
+        return grad_weight_gemm<scalar_t>(grad_out, input, grad_w, s,
+                                          ukernel_for<at::opmath_type<scalar_t>>());
     }
   });
 }
