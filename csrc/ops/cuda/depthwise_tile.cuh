@@ -260,11 +260,34 @@ struct TileThread {
   }
 };
 
-// The block's tile: blockIdx.x = (n * chunks + chunk) * tiles + tile.
-__device__ __forceinline__ TileAt block_tile(const DwTile& g) {
+// The block's tile (blockIdx.x = (n * chunks + chunk) * tiles + tile),
+// staged from src, this thread's place in it and its channel c.
+struct BlockTile {
+  TileAt a;
+  TileThread th;
+  int c;
+};
+
+template <typename S>
+__device__ __forceinline__ BlockTile stage_block_tile(smem_ptr<S> tile,
+                                                      const S* __restrict__ src,
+                                                      const DwTile& g) {
   const int tiles = g.tiles_x * g.tiles_y;
   const int t = blockIdx.x % tiles, rest = blockIdx.x / tiles;
-  return tile_at(g, t + rest / g.chunks * tiles, rest % g.chunks);
+  const TileAt a = tile_at(g, t + rest / g.chunks * tiles, rest % g.chunks);
+  const TileThread th(g, stage_tile<S>(tile, src, g, a));
+  return {a, th, a.c0 + th.ch};
+}
+
+// wr[kh * KW + kw] = w[w0 + kh * ws.h + kw * ws.w]: a channel's taps in registers.
+template <int KH, int KW, typename S, typename T>
+__device__ __forceinline__ void load_taps(T (&wr)[KH * KW], const S* __restrict__ w, int64_t w0,
+                                          const Strides4& ws) {
+#pragma unroll
+  for (int kh = 0; kh < KH; ++kh)
+#pragma unroll
+    for (int kw = 0; kw < KW; ++kw)
+      wr[kh * KW + kw] = static_cast<T>(gload(w, w0 + kh * ws.h + kw * ws.w));
 }
 
 // The forward: block (n, chunk, tile), for each of the mult outputs oc =
@@ -280,25 +303,18 @@ __global__ void __launch_bounds__(kThreads, KH > 0 ? 1 : 4)
   using T = at::opmath_type<S>;
   constexpr bool kFixed = KH > 0;
   CONVEXT_SHARED_ALIGNED(S, tile, kTileSmemBytes / sizeof(S));
-  const TileAt a = block_tile(g);
-  const TileThread th(g, stage_tile<S>(tile, src, g, a));
-  const int c = a.c0 + th.ch;
+  const BlockTile b = stage_block_tile<S>(tile, src, g);
+  const int c = b.c;
   if (c >= g.C) return;
   const int kh_n = kFixed ? KH : g.KH, kw_n = kFixed ? KW : g.KW;
   for (int mm = 0; mm < g.mult; ++mm) {
     const int oc = c * g.mult + mm;
     const int64_t w0 = oc * ws.n;  // weight of tap (kh, kw): w[w0 + kh * ws.h + kw * ws.w]
     T wr[kFixed ? KH * KW : 1];
-    if constexpr (kFixed) {
-#pragma unroll
-      for (int kh = 0; kh < KH; ++kh)
-#pragma unroll
-        for (int kw = 0; kw < KW; ++kw)
-          wr[kh * KW + kw] = static_cast<T>(gload(w, w0 + kh * ws.h + kw * ws.w));
-    }
+    if constexpr (kFixed) load_taps<KH, KW>(wr, w, w0, ws);
     const T b0 = bias ? static_cast<T>(gload(bias, oc * bs)) : T(0);
-    const int64_t out_base = a.n * g.os.n + oc * g.os.c;
-    th.for_each_output(g, a, [&](int oy, int ox, int at) {
+    const int64_t out_base = b.a.n * g.os.n + oc * g.os.c;
+    b.th.for_each_output(g, b.a, [&](int oy, int ox, int at) {
       T acc = b0;
       if constexpr (kFixed) {
 #pragma unroll
@@ -306,14 +322,14 @@ __global__ void __launch_bounds__(kThreads, KH > 0 ? 1 : 4)
 #pragma unroll
           for (int kw = 0; kw < KW; ++kw)
             acc += wr[kh * KW + kw] *
-                   static_cast<T>(static_cast<S>(tile[at + kh * th.tap_h + kw * th.tap_w]));
+                   static_cast<T>(static_cast<S>(tile[at + kh * b.th.tap_h + kw * b.th.tap_w]));
       } else {
 #pragma unroll 1
         for (int kh = 0; kh < kh_n; ++kh)
 #pragma unroll 1
           for (int kw = 0; kw < kw_n; ++kw)
             acc += static_cast<T>(gload(w, w0 + kh * ws.h + kw * ws.w)) *
-                   static_cast<T>(static_cast<S>(tile[at + kh * th.tap_h + kw * th.tap_w]));
+                   static_cast<T>(static_cast<S>(tile[at + kh * b.th.tap_h + kw * b.th.tap_w]));
       }
       gstore(out, out_base + oy * g.os.h + ox * g.os.w, static_cast<S>(acc));
     });
@@ -344,22 +360,15 @@ __global__ void __launch_bounds__(kThreads, KH > 0 ? 1 : 4)
   using T = at::opmath_type<S>;
   constexpr bool kFixed = KH > 0;
   CONVEXT_SHARED_ALIGNED(S, tile, kTileSmemBytes / sizeof(S));
-  const TileAt a = block_tile(g);
-  const TileThread th(g, stage_tile<S>(tile, go, g, a));
-  const int c = a.c0 + th.ch;
+  const BlockTile b = stage_block_tile<S>(tile, go, g);
+  const int c = b.c;
   if (c >= g.C) return;
   const int kh_n = kFixed ? KH : g.KH, kw_n = kFixed ? KW : g.KW;
-  const int64_t w0 = int64_t{c} * g.mult * ws.n, gi_base = a.n * g.os.n + c * g.os.c;
+  const int64_t w0 = int64_t{c} * g.mult * ws.n, gi_base = b.a.n * g.os.n + c * g.os.c;
   // multiplier 1 and compile-time taps: the weights in registers
   T wr[kFixed ? KH * KW : 1];
   if constexpr (kFixed) {
-    if (g.mult == 1) {
-#pragma unroll
-      for (int kh = 0; kh < KH; ++kh)
-#pragma unroll
-        for (int kw = 0; kw < KW; ++kw)
-          wr[kh * KW + kw] = static_cast<T>(gload(w, w0 + kh * ws.h + kw * ws.w));
-    }
+    if (g.mult == 1) load_taps<KH, KW>(wr, w, w0, ws);
   }
   for (int ry = 0; ry < g.ush; ++ry) {
     for (int rx = 0; rx < g.usw; ++rx) {
@@ -368,18 +377,18 @@ __global__ void __launch_bounds__(kThreads, KH > 0 ? 1 : 4)
       if constexpr (kFixed) {
 #pragma unroll
         for (int kh = 0; kh < KH; ++kh)
-          if (!phase_tap(kh, g.dh, ry, g.ush, g.hh, th.RS, &ro[kh])) ro[kh] = -1;
+          if (!phase_tap(kh, g.dh, ry, g.ush, g.hh, b.th.RS, &ro[kh])) ro[kh] = -1;
 #pragma unroll
         for (int kw = 0; kw < KW; ++kw)
-          if (!phase_tap(kw, g.dw, rx, g.usw, g.hw, th.CS, &co[kw])) co[kw] = -1;
+          if (!phase_tap(kw, g.dw, rx, g.usw, g.hw, b.th.CS, &co[kw])) co[kw] = -1;
       }
-      th.for_each_output(g, a, [&](int oy, int ox, int at) {
+      b.th.for_each_output(g, b.a, [&](int oy, int ox, int at) {
         const int y = g.uy0 + oy * g.ush + ry, x = g.ux0 + ox * g.usw + rx;
         if (y < 0 || y >= g.UH || x < 0 || x >= g.UW) return;
         T acc = T(0);
         for (int mm = 0; mm < g.mult; ++mm) {
           const int64_t wm = w0 + mm * ws.n;
-          const int tm = at + mm * th.ps;
+          const int tm = at + mm * b.th.ps;
           if constexpr (kFixed) {
 #pragma unroll
             for (int kh = 0; kh < KH; ++kh) {
@@ -396,10 +405,10 @@ __global__ void __launch_bounds__(kThreads, KH > 0 ? 1 : 4)
             int r_off = 0, c_off = 0;
 #pragma unroll 1
             for (int kh = 0; kh < kh_n; ++kh) {
-              if (!phase_tap(kh, g.dh, ry, g.ush, g.hh, th.RS, &r_off)) continue;
+              if (!phase_tap(kh, g.dh, ry, g.ush, g.hh, b.th.RS, &r_off)) continue;
 #pragma unroll 1
               for (int kw = 0; kw < kw_n; ++kw) {
-                if (!phase_tap(kw, g.dw, rx, g.usw, g.hw, th.CS, &c_off)) continue;
+                if (!phase_tap(kw, g.dw, rx, g.usw, g.hw, b.th.CS, &c_off)) continue;
                 acc += static_cast<T>(gload(w, wm + kh * ws.h + kw * ws.w)) *
                        static_cast<T>(static_cast<S>(tile[tm + r_off + c_off]));
               }
