@@ -182,6 +182,8 @@ CASES = {
     # 64-bit index variants)
     "dw_tall_dilation": Case(2, 1, 4, 4, (205, 10), (3, 3), dilation=(100, 1), groups=4,
                              layout="channels_last"),
+    "dw_wide_dilation": Case(2, 1, 2, 2, (125, 125), (3, 3), (1, 2), dilation=(60, 60),
+                             groups=2),
     "dw_wide_dilation_index64": Case(2, 1, 2, 4, (125, 125), (3, 3), (2, 1), dilation=(60, 60),
                                      groups=2, layout="strided", index64=True),
     "dw_empty_batch": Case(2, 0, 4, 4, (7, 7), (3, 3), padding=(1, 1), groups=4),
