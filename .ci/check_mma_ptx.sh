@@ -10,6 +10,7 @@
 #     grad_input, grad_weight) uses all three, the weight gradient ldmatrix .trans
 #     (its float instantiations: m16n8k8 tf32 and cvt.rna; grouped grad_weight is
 #     the same instantiations, the group a grid dimension);
+#   - the weight gradient's main loop has no integer division;
 #   - ptxas accepts it (the inline PTX is valid for sm_90) with no spills.
 # Prints ptxas' registers / shared memory per kernel. No GPU needed.
 # Env: NVCC (default nvcc), PTXAS (default ptxas next to nvcc).
@@ -62,6 +63,17 @@ for kernel, want, want_tf32, extra in (
         print(f"check_mma_ptx: FAILED: {len(conv)} {kernel} entries ({tf32} float; want "
               f"{want}, {want_tf32} float), without mma/ldmatrix/cp.async: {bad}")
         failed = True
+# grad_weight's main loop steps position counters: no integer division or
+# remainder from the first cp.async wait to the last mma (its decode is once
+# a block, before the ring)
+for e in entries:
+    name = e.split("(", 1)[0]
+    if "igemm_mma_wgrad_kernel" in name:
+        loop = e[e.find("cp.async.wait_group"):e.rfind("mma.sync")]
+        divs = re.findall(r"\b(?:div|rem)\.[su](?:32|64)\b", loop)
+        if divs:
+            print(f"check_mma_ptx: FAILED: {len(divs)} div/rem in the main loop of {name}")
+            failed = True
 sys.exit(failed)
 PY
 "$PTXAS" -arch=sm_90 -v "$tmp/probe.ptx" -o "$tmp/probe.cubin" >"$tmp/ptxas.log" 2>&1 || {
