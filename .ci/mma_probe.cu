@@ -30,11 +30,15 @@ template __global__ void igemm_mma_grad_input_kernel<c10::BFloat16>(const c10::B
                                                                     const c10::BFloat16*,
                                                                     c10::BFloat16*,
                                                                     MmaGradInputParams);
-template __global__ void igemm_mma_wgrad_kernel<c10::Half>(const c10::Half*, const c10::Half*,
-                                                           float*, MmaWgradParams);
-template __global__ void igemm_mma_wgrad_kernel<c10::BFloat16>(const c10::BFloat16*,
-                                                               const c10::BFloat16*, float*,
-                                                               MmaWgradParams);
+#define CONVEXT_MMA_WGRAD(P)                                                       \
+  template __global__ void igemm_mma_wgrad_kernel<P>(const P::Elem*, const P::Elem*, float*, \
+                                                     MmaWgradParams);
+#define CONVEXT_MMA_WGRAD_TILES(T) \
+  CONVEXT_MMA_WGRAD(MmaWgradTile128<T>) \
+  CONVEXT_MMA_WGRAD(MmaWgradTile64<T>)
+CONVEXT_MMA_WGRAD_TILES(c10::Half)
+CONVEXT_MMA_WGRAD_TILES(c10::BFloat16)
+CONVEXT_MMA_WGRAD_TILES(float)
 namespace mma_test {
 template __global__ void mma_fragments_kernel<c10::Half>(const uint32_t*, const uint32_t*,
                                                          const float*, float*, bool);

@@ -106,6 +106,9 @@ CASES = {
     "grouped": Case(2, 2, 12, 18, (9, 10), (3, 3), (2, 1), (1, 1), groups=3),
     "grouped_cl": Case(2, 2, 12, 18, (9, 10), (3, 3), (2, 1), (1, 1), groups=3,
                        layout="channels_last"),
+    # 8 / 72 channels a group: tensor-core grad_weight per group, 128x128 tiles
+    "grouped_cl_mma": Case(2, 1, 16, 144, (5, 5), (3, 3), padding=(1, 1), groups=2,
+                           layout="channels_last"),
     "empty_batch": Case(2, 0, 4, 6, (7, 7), (3, 3), padding=(1, 1)),
     "no_bias_1x1": Case(2, 3, 8, 5, (5, 7), (1, 1), bias=False, layout="strided"),
     # tile and split thresholds (sm: the emulated SM count)
@@ -395,6 +398,10 @@ def test_every_kernel_config_ran(emu):
         assert tile in names
     for dtype in ("c10::Half", "c10::BFloat16"):  # plain_cl: the tensor-core grad_input
         assert f"::igemm_mma_grad_input_kernel<{dtype}>" in names, dtype
+        # and grad_weight: plain_cl 64x64, grouped_cl_mma 128x128 (float: TF32 is off
+        # here; test_cuda_mma_wgrad.py checks its instantiations ran)
+        for tile in ("64, 64, 2, 2, 3, 4", "128, 128, 2, 4, 3, 2"):
+            assert f"::igemm_mma_wgrad_kernel<KMajorPolicy<{dtype}, {tile}> >" in names, tile
     path = os.path.join(cuda_emulator.build_dir(), "launches.txt")
     with open(path, "w") as f:
         for k, n in sorted(LAUNCHES.items()):

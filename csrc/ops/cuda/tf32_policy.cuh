@@ -8,8 +8,9 @@
 // that ignores it is a bug.
 //
 // Asked by the forward (conv_forward_cuda.cu: TF32 tensor-core kernel when
-// true, full-precision SIMT kernels when false); the backward ops run
-// float32 in full precision until they get TF32 kernels (README).
+// true, full-precision SIMT kernels when false) and grad_weight
+// (conv_grad_weight_cuda.cu, the same); grad_input runs float32 in full
+// precision until it gets a TF32 kernel (README).
 
 #include <ATen/Context.h>
 
