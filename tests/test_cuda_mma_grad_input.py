@@ -28,7 +28,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cuda_emulator  # noqa: E402
 from test_cuda_emulator import (Case, assert_within, c1, case_tensors,  # noqa: E402
                                 grad_input_size)
-from test_cuda_mma import T_NAMES, TILES, assert_tf32_result, rna_tf32, tf32  # noqa: E402
+from test_cuda_mma import (T_NAMES, TILES, assert_every_tile_ran,  # noqa: E402
+                           assert_tf32_result, rna_tf32, tf32)
 
 pytestmark = pytest.mark.cuda_emulator
 
@@ -217,9 +218,4 @@ def test_mma_grad_input_grid_does_not_grow_with_the_stride(emu, case):
 
 
 def test_mma_every_grad_input_tile_ran(emu):
-    """Each of the 12 instantiations (4 tiles x f16, bf16, float) launched."""
-    if not MMA_RAN:
-        pytest.skip("run together with the tests above")
-    for t in T_NAMES.values():
-        for tile in TILES:
-            assert any(f"MmaPolicy<{t}, {tile}>" in k for k in MMA_RAN), (t, tile)
+    assert_every_tile_ran(MMA_RAN)
