@@ -37,31 +37,33 @@ for want in "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32" \
     fail=1
   fi
 done
-# and per conv kernel: each instantiation of the tensor-core forward (4 tile
-# shapes x f16, bf16, float), grad_input (f16, bf16) and grad_weight (2 tile
-# shapes x f16, bf16, float) has mma
-# (m16n8k16, or m16n8k8 tf32 with cvt.rna for float), ldmatrix (half types;
-# float fragments are 32-bit loads; grad_weight .trans) and cp.async
+# and per conv kernel: each instantiation of the tensor-core forward and
+# grad_input (4 tile shapes x f16, bf16, float) and grad_weight (2 tile
+# shapes x f16, bf16, float) has mma (m16n8k16, or m16n8k8 tf32 with cvt.rna
+# for float), ldmatrix (half types; float fragments are 32-bit loads;
+# grad_weight .trans) and cp.async; the forward and grad_input epilogues
+# store 16-byte vectors (st.global.v4)
 python - "$tmp/probe.ptx" <<'PY' || fail=1
 import re, sys
 ptx = open(sys.argv[1]).read()
 entries = re.split(r"(?=\.visible \.entry )", ptx)[1:]
-def wanted(e, extra):
+def wanted(e, extra, stores):
     if re.search(r"(Mma|KMajor)PolicyIfLi", e.split("(", 1)[0]):  # <float, ...> policies
         return ("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32", "cvt.rna.tf32.f32",
-                "cp.async.cg")
-    return ("mma.sync.aligned.m16n8k16", "ldmatrix.sync", "cp.async.cg") + extra
+                "cp.async.cg") + stores
+    return ("mma.sync.aligned.m16n8k16", "ldmatrix.sync", "cp.async.cg") + extra + stores
 failed = False
-for kernel, want, want_tf32, extra in (
-        ("igemm_mma_forward_kernel", 12, 4, ()),
-        ("igemm_mma_grad_input_kernel", 2, 0, ()),
-        ("igemm_mma_wgrad_kernel", 6, 2, ("ldmatrix.sync.aligned.m8n8.x4.trans",))):
+v4 = ("st.global.v4",)
+for kernel, want, want_tf32, extra, stores in (
+        ("igemm_mma_forward_kernel", 12, 4, (), v4),
+        ("igemm_mma_grad_input_kernel", 12, 4, (), v4),
+        ("igemm_mma_wgrad_kernel", 6, 2, ("ldmatrix.sync.aligned.m8n8.x4.trans",), ())):
     conv = [e for e in entries if kernel in e.split("(", 1)[0]]
-    bad = [e.split("(", 1)[0] for e in conv if not all(i in e for i in wanted(e, extra))]
+    bad = [e.split("(", 1)[0] for e in conv if not all(i in e for i in wanted(e, extra, stores))]
     tf32 = sum(bool(re.search(r"(Mma|KMajor)PolicyIfLi", e.split("(", 1)[0])) for e in conv)
     if len(conv) != want or tf32 != want_tf32 or bad:
         print(f"check_mma_ptx: FAILED: {len(conv)} {kernel} entries ({tf32} float; want "
-              f"{want}, {want_tf32} float), without mma/ldmatrix/cp.async: {bad}")
+              f"{want}, {want_tf32} float), without mma/ldmatrix/cp.async{extra + stores}: {bad}")
         failed = True
 # grad_weight's main loop steps position counters: no integer division or
 # remainder from the first cp.async wait to the last mma (its decode is once

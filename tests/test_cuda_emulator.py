@@ -397,7 +397,8 @@ def test_every_kernel_config_ran(emu):
     for tile in ("TileCfg<64, 64, 16, 4, 4>", "TileCfg<128, 128, 8, 8, 8>"):
         assert tile in names
     for dtype in ("c10::Half", "c10::BFloat16"):  # plain_cl: the tensor-core grad_input
-        assert f"::igemm_mma_grad_input_kernel<{dtype}>" in names, dtype
+        assert any("::igemm_mma_grad_input_kernel<" in k and f"MmaPolicy<{dtype}," in k
+                   for k in LAUNCHES), dtype
         # and grad_weight: plain_cl 64x64, grouped_cl_mma 128x128 (float: TF32 is off
         # here; test_cuda_mma_wgrad.py checks its instantiations ran)
         for tile in ("64, 64, 2, 2, 3, 4", "128, 128, 2, 4, 3, 2"):
