@@ -65,7 +65,7 @@ void grad_weight_dot(const at::Tensor& grad_out, const at::Tensor& input, at::Te
                      const ConvShape& s, const UKernelDot<P, T>& uk) {
   const int64_t M = s.ocg(), N = s.icg() * s.taps(), R = s.N * s.OH * s.OW;
   const int64_t KC = 2048 / int64_t(sizeof(P));  // a row block: 2 KiB
-  SplitReduction<T> red(s.G, M, N, R, nchw_cut(grad_out, KC, 2 * KC), uk.mr, uk.nr, 128, 128);
+  SplitReduction<T> red(s.G, M, N, R, nchw_cut(grad_out, KC, 2 * KC), uk.mr, uk.nr, 256, 128);
   const TilePlan& plan = red.plan;
   const TapOffsets offs(s);
   const S* go = grad_out.const_data_ptr<S>();
@@ -79,11 +79,12 @@ void grad_weight_dot(const at::Tensor& grad_out, const at::Tensor& input, at::Te
   red.run(s, [&] { return Buffers{Scratch<P>(plan.MC * KC), Scratch<P>(plan.NC * KC), {}}; },
           [&](Buffers& buf, const OutTile& t, int64_t r_begin, int64_t r_end, T* c) {
     const GradWeightViews<S> v(go, grad_out, in, input, s, offs, t.g);
+    const GridView<const S> a = flat_rows(v.go), b = flat_rows(v.in);
     const int64_t mp = ceil_div(t.mc, uk.mr), np = ceil_div(t.nc, uk.nr);
     for (int64_t r0 = r_begin; r0 < r_end; r0 += KC) {
       const int64_t L = std::min(KC, r_end - r0), ld = round_up(L, uk.lanes);
-      pack_rows(v.go, t.m0, t.mc, mp * uk.mr, r0, L, ld, buf.a.ptr, buf.segs);
-      pack_rows(v.in, t.n0, t.nc, np * uk.nr, r0, L, ld, buf.b.ptr, buf.segs);
+      pack_rows(a, t.m0, t.mc, mp * uk.mr, r0, L, ld, buf.a.ptr, buf.segs);
+      pack_rows(b, t.n0, t.nc, np * uk.nr, r0, L, ld, buf.b.ptr, buf.segs);
       dot_tiles(uk, ld, buf.a.ptr, mp, buf.b.ptr, np, ld, c, plan.NC, r0 > r_begin);
     }
   }, [&](const OutTile& t, const T* c) {

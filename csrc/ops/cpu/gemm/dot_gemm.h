@@ -14,6 +14,20 @@
 namespace convext {
 namespace cpu {
 
+// The same rows as one run per image where the view reads whole planes with
+// no tap offsets (rows of width W, W apart, unit steps): then a row's block
+// is one copy per image instead of one per grid row.
+template <typename S>
+GridView<const S> flat_rows(GridView<const S> v) {
+  const bool no_offsets = v.ntaps == 1 && v.toff_h(0) == 0 && v.toff_w(0) == 0;
+  if (!no_offsets || v.step_h != 1 || v.step_w != 1 || v.sw != 1 || v.GH != v.H ||
+      v.GW != v.W || (v.H > 1 && v.sh != v.W))
+    return v;
+  v.GW = v.W = v.GH * v.GW;
+  v.GH = v.H = 1;
+  return v;
+}
+
 // dst[kk*ld + qq] = view(k0 + kk, q0 + qq) for kk < nk, qq < L; zero for
 // qq in [L, ld) and for rows kk in [nk, rows).
 template <typename T, typename S>
