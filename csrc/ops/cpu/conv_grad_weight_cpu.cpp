@@ -58,6 +58,32 @@ struct GradWeightViews {
   }
 };
 
+// Runs an NCHW weight-gradient GEMM planned by `red`: each split of each
+// tile is summed in reduction blocks of KC by block(buf, views, tile, r0,
+// len, c, accumulate), buf holding the thread's packing buffers (a: MC x KC,
+// b: NC x KC of P) and views the tile's group's rows.
+template <typename S, typename P, typename T, class Block>
+void run_grad_weight(const at::Tensor& grad_out, const at::Tensor& input, at::Tensor& grad_w,
+                     const ConvShape& s, SplitReduction<T>& red, int64_t KC, Block block) {
+  const TilePlan& plan = red.plan;
+  const TapOffsets offs(s);
+  const S* go = grad_out.const_data_ptr<S>();
+  const S* in = input.const_data_ptr<S>();
+  S* gw = grad_w.mutable_data_ptr<S>();
+  struct Buffers {
+    Scratch<P> a, b;
+    std::vector<Segment> segs;
+  };
+  red.run(s, [&] { return Buffers{Scratch<P>(plan.MC * KC), Scratch<P>(plan.NC * KC), {}}; },
+          [&](Buffers& buf, const OutTile& t, int64_t r_begin, int64_t r_end, T* c) {
+    const GradWeightViews<S> v(go, grad_out, in, input, s, offs, t.g);
+    for (int64_t r0 = r_begin; r0 < r_end; r0 += KC)
+      block(buf, v, t, r0, std::min(KC, r_end - r0), c, r0 > r_begin);
+  }, [&](const OutTile& t, const T* c) {
+    store_weight_tile(t, c, plan.NC, s.ocg(), gw, grad_w.strides(), s.KW, nchw_col(s));
+  });
+}
+
 // Dot-product plan (dot_gemm.h): rows of grad_out and of the implicit im2col
 // copied as runs along positions, 4 x 4 dot tiles. P: packed type, T: float.
 template <typename S, typename P, typename T>
@@ -66,29 +92,15 @@ void grad_weight_dot(const at::Tensor& grad_out, const at::Tensor& input, at::Te
   const int64_t M = s.ocg(), N = s.icg() * s.taps(), R = s.N * s.OH * s.OW;
   const int64_t KC = 2048 / int64_t(sizeof(P));  // a row block: 2 KiB
   SplitReduction<T> red(s.G, M, N, R, nchw_cut(grad_out, KC, 2 * KC), uk.mr, uk.nr, 256, 128);
-  const TilePlan& plan = red.plan;
-  const TapOffsets offs(s);
-  const S* go = grad_out.const_data_ptr<S>();
-  const S* in = input.const_data_ptr<S>();
-  S* gw = grad_w.mutable_data_ptr<S>();
-
-  struct Buffers {
-    Scratch<P> a, b;
-    std::vector<Segment> segs;
-  };
-  red.run(s, [&] { return Buffers{Scratch<P>(plan.MC * KC), Scratch<P>(plan.NC * KC), {}}; },
-          [&](Buffers& buf, const OutTile& t, int64_t r_begin, int64_t r_end, T* c) {
-    const GradWeightViews<S> v(go, grad_out, in, input, s, offs, t.g);
-    const GridView<const S> a = flat_rows(v.go), b = flat_rows(v.in);
+  const int64_t ldc = red.plan.NC;
+  run_grad_weight<S, P>(grad_out, input, grad_w, s, red, KC,
+                        [&](auto& buf, const GradWeightViews<S>& v, const OutTile& t, int64_t r0,
+                            int64_t L, T* c, bool accumulate) {
     const int64_t mp = ceil_div(t.mc, uk.mr), np = ceil_div(t.nc, uk.nr);
-    for (int64_t r0 = r_begin; r0 < r_end; r0 += KC) {
-      const int64_t L = std::min(KC, r_end - r0), ld = round_up(L, uk.lanes);
-      pack_rows(a, t.m0, t.mc, mp * uk.mr, r0, L, ld, buf.a.ptr, buf.segs);
-      pack_rows(b, t.n0, t.nc, np * uk.nr, r0, L, ld, buf.b.ptr, buf.segs);
-      dot_tiles(uk, ld, buf.a.ptr, mp, buf.b.ptr, np, ld, c, plan.NC, r0 > r_begin);
-    }
-  }, [&](const OutTile& t, const T* c) {
-    store_weight_tile(t, c, plan.NC, M, gw, grad_w.strides(), s.KW, nchw_col(s));
+    const int64_t ld = round_up(L, uk.lanes);
+    pack_rows(flat_rows(v.go), t.m0, t.mc, mp * uk.mr, r0, L, ld, buf.a.ptr, buf.segs);
+    pack_rows(flat_rows(v.in), t.n0, t.nc, np * uk.nr, r0, L, ld, buf.b.ptr, buf.segs);
+    dot_tiles(uk, ld, buf.a.ptr, mp, buf.b.ptr, np, ld, c, ldc, accumulate);
   });
 }
 
@@ -102,28 +114,14 @@ void grad_weight_gemm(const at::Tensor& grad_out, const at::Tensor& input,
   const int64_t KC = kc_block(uk);
   SplitReduction<T> red(s.G, M, N, R, nchw_cut(grad_out, KC, 4 * KC), uk.mr, uk.nr,
                         l2_block<P>(KC, uk.mr), l2_block<P>(KC, uk.nr));
-  const TilePlan& plan = red.plan;
-  const TapOffsets offs(s);
-  const S* go = grad_out.const_data_ptr<S>();
-  const S* in = input.const_data_ptr<S>();
-  S* gw = grad_w.mutable_data_ptr<S>();
-
-  struct Buffers {
-    Scratch<P> a, b;
-    std::vector<Segment> segs;
-  };
-  red.run(s, [&] { return Buffers{Scratch<P>(plan.MC * KC), Scratch<P>(KC * plan.NC), {}}; },
-          [&](Buffers& buf, const OutTile& t, int64_t r_begin, int64_t r_end, T* c) {
-    const GradWeightViews<S> v(go, grad_out, in, input, s, offs, t.g);
-    const int64_t mp = ceil_div(t.mc, uk.mr), np = ceil_div(t.nc, uk.nr);
-    for (int64_t r0 = r_begin; r0 < r_end; r0 += KC) {
-      const int64_t kc = std::min(KC, r_end - r0);
-      pack_col_panels(v.go, t.m0, t.mc, r0, kc, uk.mr, uk.kr, buf.a.ptr, buf.segs);
-      pack_col_panels(v.in, t.n0, t.nc, r0, kc, uk.nr, uk.kr, buf.b.ptr, buf.segs);
-      gemm_tiles(uk, kc, buf.a.ptr, mp, buf.b.ptr, np, c, plan.NC, r0 > r_begin);
-    }
-  }, [&](const OutTile& t, const T* c) {
-    store_weight_tile(t, c, plan.NC, M, gw, grad_w.strides(), s.KW, nchw_col(s));
+  const int64_t ldc = red.plan.NC;
+  run_grad_weight<S, P>(grad_out, input, grad_w, s, red, KC,
+                        [&](auto& buf, const GradWeightViews<S>& v, const OutTile& t, int64_t r0,
+                            int64_t kc, T* c, bool accumulate) {
+    pack_col_panels(v.go, t.m0, t.mc, r0, kc, uk.mr, uk.kr, buf.a.ptr, buf.segs);
+    pack_col_panels(v.in, t.n0, t.nc, r0, kc, uk.nr, uk.kr, buf.b.ptr, buf.segs);
+    gemm_tiles(uk, kc, buf.a.ptr, ceil_div(t.mc, uk.mr), buf.b.ptr, ceil_div(t.nc, uk.nr), c,
+               ldc, accumulate);
   });
 }
 
