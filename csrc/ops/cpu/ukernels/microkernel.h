@@ -44,6 +44,22 @@ struct UKernelIgemm {
 // bfloat16 operands travel as their raw bits (ISA files include no torch header).
 using Bf16Bits = uint16_t;
 
+// The dot-product ("inner product") form, for GEMMs whose reduction axis is
+// contiguous in both operands (the weight gradients, reducing over
+// positions): a 4 x 4 tile
+//   C[i][j] (= or +=) sum_{l < L} a[i*lda + l] * b[j*ldb + l],
+// summed in vector lanes (l mod the vector width) and reduced across lanes
+// once per call, in a fixed order. L is a multiple of `lanes` (16 floats, or
+// 32 bfloat16 multiplied in (l, l+1) pairs): callers zero-pad their rows.
+template <typename P, typename T = P>
+struct UKernelDot {
+  void (*fn)(int64_t L, const P* a, int64_t lda, const P* b, int64_t ldb, T* c, int64_t ldc,
+             bool accumulate) = nullptr;
+  int mr = 0;
+  int nr = 0;
+  int lanes = 0;
+};
+
 // Depthwise rows, with every tap given as a unit-stride source run:
 //   taps_row: out[i] = init + sum_t w[t] * src[t][i],  i < n.
 //     Works in whole vectors: it may read src[t][i] and write out[i] up to
@@ -82,6 +98,9 @@ struct UKernelSet {
   UKernelIgemm<float> f32_igemm_wide;
   UKernelIgemm<double> f64_igemm;
   UKernelIgemm<Bf16Bits, float> bf16_igemm{nullptr, 0, 0, 2};
+  // Dot-product forms of f32 and bf16 (fn null where an ISA lacks one).
+  UKernelDot<float> f32_dot;
+  UKernelDot<Bf16Bits, float> bf16_dot;
 };
 
 // Defined in the per-ISA translation units. x86-64 ones return false when

@@ -1,5 +1,5 @@
 // AVX-512F microkernels: 8 x 48 floats (24 accumulators of 32 zmm) and
-// 8 x 24 doubles.
+// 8 x 24 doubles; the 4 x 4 float dot-product tile (dotkernel_body.h).
 #include "ops/cpu/ukernels/microkernel.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -38,6 +38,23 @@ struct VD {
 
 #include "ops/cpu/ukernels/microkernel_body.h"
 #include "ops/cpu/ukernels/rowkernel_body.h"
+#include "ops/cpu/ukernels/dotkernel_body.h"
+
+void dot_f32(int64_t L, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+             int64_t ldc, bool accumulate) {
+  dot_kernel<float, 16>(L, a, lda, b, ldb, c, ldc, accumulate,
+                        [](__m512 (&acc)[4][4], const float* const* ar, const float* const* br) {
+    __m512 av[4], bv[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) av[i] = _mm512_loadu_ps(ar[i]);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) bv[j] = _mm512_loadu_ps(br[j]);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i)
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_fmadd_ps(av[i], bv[j], acc[i][j]);
+  });
+}
 
 }  // namespace avx512
 
@@ -47,6 +64,7 @@ bool ukernels_avx512(UKernelSet* out) {
   out->f32_igemm = {&avx512::ukernel_igemm<avx512::VF, 8, 3>, 8, 48};
   out->f64_igemm = {&avx512::ukernel_igemm<avx512::VD, 8, 3>, 8, 24};
   out->f32_igemm_wide = {&avx512::ukernel_igemm<avx512::VF, 6, 4>, 6, 64};
+  out->f32_dot = {&avx512::dot_f32, 4, 4, 16};
   out->row_f32 = avx512::row_kernels<avx512::VF>();
   out->row_f64 = avx512::row_kernels<avx512::VD>();
   out->isa = "avx512";
