@@ -47,7 +47,8 @@ struct PhasePlane {
     for (int64_t kh = 0; kh < s.KH; ++kh)
       for (int64_t kw = 0; kw < s.KW; ++kw) {
         const int64_t a = kh * s.dh, b = kw * s.dw;
-        tap_off[kh * s.KW + kw] = ((a % s.sh) * s.sw + b % s.sw) * Y * X + (a / s.sh) * X + b / s.sw;
+        const int64_t phase = (a % s.sh) * s.sw + b % s.sw;
+        tap_off[kh * s.KW + kw] = phase * Y * X + (a / s.sh) * X + b / s.sw;
       }
   }
 
@@ -151,7 +152,8 @@ void depthwise_grad_input(const at::Tensor& grad_out, const at::Tensor& weight,
     ConvShape t = s;
     t.H = s.OH, t.W = s.OW, t.OH = s.H, t.OW = s.W;
     t.ph = (s.KH - 1) * s.dh - s.ph, t.pw = (s.KW - 1) * s.dw - s.pw;
-    for (int64_t c = 0; c < s.C; ++c) std::reverse(w.begin() + c * taps, w.begin() + (c + 1) * taps);
+    for (int64_t c = 0; c < s.C; ++c)
+      std::reverse(w.begin() + c * taps, w.begin() + (c + 1) * taps);
     const ScratchVector<T> zeros(s.C, T(0));
     correlate_planes(grad_out.const_data_ptr<S>(), grad_out.strides(), w.data(), zeros.data(),
                      grad_in.mutable_data_ptr<S>(), grad_in.strides(), t);

@@ -44,33 +44,19 @@ ScratchVector<T> taps_by_channel(const at::Tensor& weight, const ConvShape& s,
   return wt;
 }
 
-// Converts `nc` channels of `width` pixels of one row into dst, one pixel
-// every `dst_stride` elements.
+// Converts `nc` channels of `width` pixels from src (one pixel every
+// `src_stride` elements) into dst (one every `dst_stride`): rows into the
+// op-math buffers and results back out.
 template <typename S, typename T>
-void load_row(const S* row, int64_t width, int64_t pixel_stride, int64_t nc, T* dst,
-              int64_t dst_stride) {
+void copy_pixels(const S* src, int64_t width, int64_t src_stride, int64_t nc, T* dst,
+                 int64_t dst_stride) {
   for (int64_t x = 0; x < width; ++x) {
-    const S* p = row + x * pixel_stride;
+    const S* p = src + x * src_stride;
     T* d = dst + x * dst_stride;
     if constexpr (std::is_same_v<S, T>) {
       std::memcpy(d, p, nc * sizeof(T));
     } else {
       for (int64_t c = 0; c < nc; ++c) d[c] = static_cast<T>(p[c]);
-    }
-  }
-}
-
-// Stores `width` pixels of nc channels, packed in src, one pixel every
-// `pixel_stride` elements of dst.
-template <typename S, typename T>
-void store_row(const T* src, int64_t width, int64_t nc, S* dst, int64_t pixel_stride) {
-  for (int64_t x = 0; x < width; ++x) {
-    const T* p = src + x * nc;
-    S* d = dst + x * pixel_stride;
-    if constexpr (std::is_same_v<S, T>) {
-      std::memcpy(d, p, nc * sizeof(T));
-    } else {
-      for (int64_t c = 0; c < nc; ++c) d[c] = static_cast<S>(p[c]);
     }
   }
 }
@@ -98,7 +84,8 @@ struct RowRing {
   void advance(const S* image, int64_t hs, int64_t ws, int64_t oh) {
     const int64_t lo = oh * s.sh - s.ph, hi = lo + R - 1;
     for (int64_t ih = std::max(lo, next); ih <= hi; ++ih)
-      if (ih >= 0 && ih < s.H) load_row(image + ih * hs, s.W, ws, s.C, row(ih) + s.pw * s.C, s.C);
+      if (ih >= 0 && ih < s.H)
+        copy_pixels(image + ih * hs, s.W, ws, s.C, row(ih) + s.pw * s.C, s.C);
     next = hi + 1;
   }
 
@@ -144,7 +131,7 @@ void correlate_nhwc(const S* src, at::IntArrayRef is, const T* wt, const T* bias
         T* row = same ? reinterpret_cast<T*>(dst) : orow.data();
         rk.vtaps_row(row, same ? os[3] : s.C, s.OW, s.C, from.data(), s.sw * s.C, w.data(), nt,
                      bias);
-        if constexpr (!same) store_row(orow.data(), s.OW, s.C, dst, os[3]);
+        if constexpr (!same) copy_pixels(orow.data(), s.OW, s.C, s.C, dst, os[3]);
       }
     }
   });
@@ -209,7 +196,7 @@ void depthwise_nhwc_grad_input(const at::Tensor& grad_out, const at::Tensor& wei
         const int64_t v = ih + s.ph - kh * s.dh;
         oh_of[kh] = (v >= 0 && v % s.sh == 0 && v / s.sh < s.OH) ? v / s.sh : -1;
         if (oh_of[kh] >= 0)
-          load_row(go + n * gs[0] + oh_of[kh] * gs[2], s.OW, gs[3], C,
+          copy_pixels(go + n * gs[0] + oh_of[kh] * gs[2], s.OW, gs[3], C,
                    rows.data() + (kh * GW - pw.lo) * C, C);
       }
       S* dst = gi + n * is[0] + ih * is[2];
@@ -226,7 +213,7 @@ void depthwise_nhwc_grad_input(const at::Tensor& grad_out, const at::Tensor& wei
         rk.vtaps_row(out, (same ? is[3] : C) * s.sw, ceil_div(s.W - rw, s.sw), C, src.data(), C,
                      w.data(), nt, zeros.data());
       }
-      if constexpr (!same) store_row(res.data(), s.W, C, dst, is[3]);
+      if constexpr (!same) copy_pixels(res.data(), s.W, C, C, dst, is[3]);
     }
   });
 }
@@ -268,7 +255,7 @@ void depthwise_nhwc_grad_weight(const at::Tensor& grad_out, const at::Tensor& in
         if constexpr (same) {
           rk.vtaps_acc(acc.data(), s.OW, C, g, gs[3], src.data(), s.sw * C, nt);
         } else {
-          load_row(g, s.OW, gs[3], C, grow.data(), C);
+          copy_pixels(g, s.OW, gs[3], C, grow.data(), C);
           rk.vtaps_acc(acc.data(), s.OW, C, grow.data(), C, src.data(), s.sw * C, nt);
         }
       }
