@@ -70,16 +70,19 @@ struct UKernelDot {
 constexpr int64_t kRowSlack = 16;
 constexpr int64_t kDotLanes = 16;
 
-// Channels-last depthwise, vectorised over channels (per-element weights):
-//   vtaps_row: out[i] = init[i] + sum_t w[t][i] * src[t][i],  i < n
-//   vtaps_acc: acc[t][i] += g[i] * src[t][i],  i < n
+// Channels-last depthwise, vectorised over channels (per-element weights),
+// over np pixels of a row, pixel p's sources `step` elements after p-1's:
+//   vtaps_row: out[p*ldo + i] = init[i] + sum_t w[t][i] * src[t][p*step + i]
+//   vtaps_acc: acc[t][i] += sum_p g[p*ldg + i] * src[t][p*step + i]
+// for i < n, p < np (nothing else written).
 template <typename T>
 struct RowKernels {
   void (*taps_row)(T* out, int64_t n, const T* const* src, const T* w, int64_t ntaps, T init);
   void (*taps_dot)(T* acc, const T* g, int64_t n, const T* const* src, int64_t ntaps);
-  void (*vtaps_row)(T* out, int64_t n, const T* const* src, const T* const* w, int64_t ntaps,
-                    const T* init);
-  void (*vtaps_acc)(T* const* acc, int64_t n, const T* g, const T* const* src, int64_t ntaps);
+  void (*vtaps_row)(T* out, int64_t ldo, int64_t np, int64_t n, const T* const* src,
+                    int64_t step, const T* const* w, int64_t ntaps, const T* init);
+  void (*vtaps_acc)(T* const* acc, int64_t np, int64_t n, const T* g, int64_t ldg,
+                    const T* const* src, int64_t step, int64_t ntaps);
 };
 
 struct UKernelSet {
