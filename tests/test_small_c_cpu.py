@@ -41,6 +41,8 @@ CASES = [
     # stride larger than the kernel, dilation (the forward's per-kh calls)
     ConvCase(2, 2, 2, 5, (17, 19), (2, 3), stride=(3, 4), dilation=(3, 2), padding=(1, 2)),
     ConvCase(1, 2, 1, 3, (40,), (3,), stride=1, dilation=7, padding=9),
+    # stride at least the kernel's reach: the forward's bands are single rows
+    ConvCase(2, 2, 2, 6, (19, 17), (3, 3), stride=4, padding=1),
     # padding wider than the input: rows and columns of only zeros
     ConvCase(2, 2, 3, 4, (4, 5), (3, 3), stride=2, padding=5),
     # 1x1 and a single tap along W

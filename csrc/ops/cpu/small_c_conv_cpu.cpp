@@ -11,6 +11,8 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <type_traits>
+#include <vector>
 
 #include "ops/cpu/conv_kernels_cpu.h"
 #include "ops/cpu/gemm/gemm.h"
@@ -72,7 +74,10 @@ void forward_impl(const at::Tensor& input, const at::Tensor& weight, const at::T
     for (int64_t m = 0; m < M; ++m) b[m] = static_cast<T>(bc.const_data_ptr<S>()[m]);
   }
 
-  const int64_t R = std::min<int64_t>(s.OH, 8);  // output rows per task
+  // Output rows per task: a band of 8 shares its input rows when strides are
+  // shorter than the kernel; otherwise rows share nothing (and a huge
+  // stride would make the band's span huge): one row.
+  const int64_t R = s.sh < (s.KH - 1) * s.dh + 1 ? std::min<int64_t>(s.OH, 8) : 1;
   const int64_t PC = 4;                          // column panels per task
   const int64_t rows = (R - 1) * s.sh + (s.KH - 1) * s.dh + 1;
   const int64_t h_tasks = ceil_div(s.OH, R), n_panels = ceil_div(s.OW, NR);
@@ -228,21 +233,37 @@ void grad_input_impl(const at::Tensor& grad_out, const at::Tensor& weight, at::T
 
 // ------------------------------------------------------------ grad_weight
 // grad_w[oc][k] = sum_q grad_out[oc][q] * col[k][q], k = (c, kh, kw), as a
-// GEMM whose M side is OC or K, whichever wastes less of the kernel's
-// MR x NR tile (the stem's 64 x 147: M = OC; a waveform's 512 x 10: M = K).
+// GEMM over blocks of positions whose tile shape is the one wasting least:
+//   kOcByK   M = OC, N = K (the plain MR x NR kernel)
+//   kKByOc   M = K, N = OC (the same kernel, transposed)
+//   kKByOcWide  M = K, N = OC on the wide indirect float kernel (6 x 64 on
+//            AVX-512): MR rows read in place from a row-major im2col block,
+//            so the stem's 147 x 64 fills 98% of its tiles (64 x 147 on
+//            8 x 48 tiles: 77%)
 // Positions are split into fixed chunks (the shape decides, not the thread
 // count); each chunk sums into its own partial tile, added in chunk order.
+enum class WeightTiles { kOcByK, kKByOc, kKByOcWide };
+
 template <typename S>
 void grad_weight_impl(const at::Tensor& grad_out, const at::Tensor& input, at::Tensor& grad_w,
                       const ConvShape& s) {
   using T = at::opmath_type<S>;
   const UKernel<T>& uk = small_c_ukernel<T>();
-  const int64_t MR = uk.mr, NR = uk.nr;
   const int64_t K = s.C * s.taps(), OC = s.OC;
-  auto use = [&](int64_t m, int64_t n) {
-    return double(m) / round_up(m, MR) * double(n) / round_up(n, NR);
+  auto use = [&](int64_t m, int64_t n, int64_t mr, int64_t nr) {
+    return double(m) / round_up(m, mr) * double(n) / round_up(n, nr);
   };
-  const bool m_is_oc = use(OC, K) >= use(K, OC);
+  WeightTiles mode = use(OC, K, uk.mr, uk.nr) >= use(K, OC, uk.mr, uk.nr) ? WeightTiles::kOcByK
+                                                                          : WeightTiles::kKByOc;
+  const UKernelIgemm<float>& wide = ukernels().f32_igemm_wide;
+  if constexpr (std::is_same_v<T, float>) {
+    if (wide.fn && wide.kr == 1 &&
+        use(K, OC, wide.mr, wide.nr) > std::max(use(OC, K, uk.mr, uk.nr), use(K, OC, uk.mr, uk.nr)))
+      mode = WeightTiles::kKByOcWide;
+  }
+  const bool m_is_oc = mode == WeightTiles::kOcByK;
+  const int64_t MR = mode == WeightTiles::kKByOcWide ? wide.mr : uk.mr;
+  const int64_t NR = mode == WeightTiles::kKByOcWide ? wide.nr : uk.nr;
   const int64_t M = m_is_oc ? OC : K, N = m_is_oc ? K : OC;
   const int64_t Mp = round_up(M, MR), Np = round_up(N, NR);
   const int64_t R = s.N * s.OH * s.OW, KC = kc_block(uk);
@@ -261,13 +282,16 @@ void grad_weight_impl(const at::Tensor& grad_out, const at::Tensor& input, at::T
   const S* in = input.const_data_ptr<S>();
   const auto gs = grad_out.strides();
   const auto is = input.strides();
+  // grad_out's rows as panels of width Pg; im2col's as panels of width Pc,
+  // or (wide) as plain rows of KC positions
+  const int64_t Pg = m_is_oc ? MR : NR, Pc = m_is_oc ? NR : MR;
+  const bool col_rows = mode == WeightTiles::kKByOcWide;
 
   // Each KC block of positions is walked as runs along ow; both operands are
-  // packed as panels (width Pg for grad_out's rows, Pc for im2col's) of kc
-  // positions, rows past OC / K zero.
+  // packed over kc positions, rows past OC / K zero.
   at::parallel_for(0, chunks, grain_size(chunks, s), [&](int64_t begin, int64_t end) {
-    Scratch<T> pg(round_up(OC, m_is_oc ? MR : NR) * KC), pc(round_up(K, m_is_oc ? NR : MR) * KC);
-    const int64_t Pg = m_is_oc ? MR : NR, Pc = m_is_oc ? NR : MR;
+    Scratch<T> pg(round_up(OC, Pg) * KC), pc(round_up(K, Pc) * KC);
+    std::vector<const T*> rows(MR);
     for (int64_t ch = begin; ch < end; ++ch) {
       const int64_t r0 = ch * chunk, r1 = std::min(R, r0 + chunk);
       T* cpart = partial.ptr + ch * Mp * Np;
@@ -287,28 +311,41 @@ void grad_weight_impl(const at::Tensor& grad_out, const at::Tensor& input, at::T
             for (int64_t i = 0; i < len; ++i) d[i * Pg] = static_cast<T>(g[i * gs[3]]);
           }
           // im2col rows (c, kh, kw)
+          const int64_t step = col_rows ? 1 : Pc;
           for (int64_t k = 0; k < round_up(K, Pc); ++k) {
-            T* d = pc.ptr + (k / Pc) * kc * Pc + kq * Pc + k % Pc;
+            T* d = col_rows ? pc.ptr + k * KC + kq
+                            : pc.ptr + (k / Pc) * kc * Pc + kq * Pc + k % Pc;
             const int64_t ci = k / s.taps(), t = k % s.taps();
             const int64_t ih = oh * s.sh - s.ph + (t / s.KW) * s.dh;
             if (k >= K || ih < 0 || ih >= s.H) {
-              for (int64_t i = 0; i < len; ++i) d[i * Pc] = T(0);
+              for (int64_t i = 0; i < len; ++i) d[i * step] = T(0);
               continue;
             }
             const int64_t iw0 = ow * s.sw - s.pw + (t % s.KW) * s.dw;
             int64_t i0, i1;
             valid_range(iw0, s.sw, len, s.W, i0, i1);
             const S* src = in + n * is[0] + ci * is[1] + ih * is[2];
-            for (int64_t i = 0; i < i0; ++i) d[i * Pc] = T(0);
+            for (int64_t i = 0; i < i0; ++i) d[i * step] = T(0);
             for (int64_t i = i0; i < i1; ++i)
-              d[i * Pc] = static_cast<T>(src[(iw0 + i * s.sw) * is[3]]);
-            for (int64_t i = i1; i < len; ++i) d[i * Pc] = T(0);
+              d[i * step] = static_cast<T>(src[(iw0 + i * s.sw) * is[3]]);
+            for (int64_t i = i1; i < len; ++i) d[i * step] = T(0);
           }
           q += len;
         }
-        const T* am = m_is_oc ? pg.ptr : pc.ptr;
-        const T* bn = m_is_oc ? pc.ptr : pg.ptr;
-        gemm_tiles(uk, kc, am, Mp / MR, bn, Np / NR, cpart, Np, blk > r0);
+        if (mode == WeightTiles::kKByOcWide) {
+          if constexpr (std::is_same_v<T, float>) {
+            for (int64_t jp = 0; jp < Np / NR; ++jp)
+              for (int64_t ip = 0; ip < Mp / MR; ++ip) {
+                for (int64_t i = 0; i < MR; ++i) rows[i] = pc.ptr + (ip * MR + i) * KC;
+                wide.fn(1, kc, rows.data(), pg.ptr + jp * kc * NR, cpart + ip * MR * Np + jp * NR,
+                        Np, blk > r0);
+              }
+          }
+        } else {
+          const T* am = m_is_oc ? pg.ptr : pc.ptr;
+          const T* bn = m_is_oc ? pc.ptr : pg.ptr;
+          gemm_tiles(uk, kc, am, Mp / MR, bn, Np / NR, cpart, Np, blk > r0);
+        }
       }
     }
   });
