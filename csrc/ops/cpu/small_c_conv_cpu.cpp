@@ -237,9 +237,10 @@ void grad_input_impl(const at::Tensor& grad_out, const at::Tensor& weight, at::T
 //   kOcByK   M = OC, N = K (the plain MR x NR kernel)
 //   kKByOc   M = K, N = OC (the same kernel, transposed)
 //   kKByOcWide  M = K, N = OC on the wide indirect float kernel (6 x 64 on
-//            AVX-512): MR rows read in place from a row-major im2col block,
-//            so the stem's 147 x 64 fills 98% of its tiles (64 x 147 on
-//            8 x 48 tiles: 77%)
+//            AVX-512), its MR rows read through pointers into a few packed
+//            rows per run (below): the stem's 147 x 64 fills 98% of its
+//            tiles (64 x 147 on 8 x 48 tiles: 77%). Taken while a tap's
+//            shift (below) stays within a block.
 // Positions are split into fixed chunks (the shape decides, not the thread
 // count); each chunk sums into its own partial tile, added in chunk order.
 enum class WeightTiles { kOcByK, kKByOc, kKByOcWide };
@@ -257,7 +258,7 @@ void grad_weight_impl(const at::Tensor& grad_out, const at::Tensor& input, at::T
                                                                           : WeightTiles::kKByOc;
   const UKernelIgemm<float>& wide = ukernels().f32_igemm_wide;
   if constexpr (std::is_same_v<T, float>) {
-    if (wide.fn && wide.kr == 1 &&
+    if (wide.fn && wide.kr == 1 && (s.KW - 1) * s.dw / s.sw <= kc_block(uk) &&
         use(K, OC, wide.mr, wide.nr) > std::max(use(OC, K, uk.mr, uk.nr), use(K, OC, uk.mr, uk.nr)))
       mode = WeightTiles::kKByOcWide;
   }
@@ -289,14 +290,31 @@ void grad_weight_impl(const at::Tensor& grad_out, const at::Tensor& input, at::T
 
   // Each KC block of positions is walked as runs along ow; both operands are
   // packed over kc positions, rows past OC / K zero.
+  // Wide: a block is one output row's run, and the im2col rows are not
+  // packed but pointed at: tap kw reads input column (ow + a)*sw - pw + b
+  // with kw*dw = a*sw + b, so taps of one phase b share one packed row of the
+  // run, shifted by a positions (the stem's 7 taps, stride 2: two rows).
+  std::vector<int64_t> phases, phase_of(s.KW), shift_of(s.KW);
+  for (int64_t kw = 0; kw < s.KW; ++kw) {
+    const int64_t b = kw * s.dw % s.sw;
+    const auto it = std::find(phases.begin(), phases.end(), b);
+    phase_of[kw] = it - phases.begin();
+    if (it == phases.end()) phases.push_back(b);
+    shift_of[kw] = kw * s.dw / s.sw;
+  }
+  const int64_t nph = phases.size(), LB = KC + shift_of[s.KW - 1];
   at::parallel_for(0, chunks, grain_size(chunks, s), [&](int64_t begin, int64_t end) {
-    Scratch<T> pg(round_up(OC, Pg) * KC), pc(round_up(K, Pc) * KC);
-    std::vector<const T*> rows(MR);
+    Scratch<T> pg(round_up(OC, Pg) * KC);
+    Scratch<T> pc(col_rows ? s.C * s.KH * nph * LB : round_up(K, Pc) * KC);
+    Scratch<T> zero(col_rows ? LB : 0);
+    std::fill(zero.ptr, zero.ptr + (col_rows ? LB : 0), T(0));
+    std::vector<const T*> rows(col_rows ? round_up(K, MR) : 0, zero.ptr);
     for (int64_t ch = begin; ch < end; ++ch) {
       const int64_t r0 = ch * chunk, r1 = std::min(R, r0 + chunk);
       T* cpart = partial.ptr + ch * Mp * Np;
-      for (int64_t blk = r0; blk < r1; blk += KC) {
-        const int64_t kc = std::min(KC, r1 - blk);
+      for (int64_t blk = r0, kc = 0; blk < r1; blk += kc) {
+        kc = std::min(KC, r1 - blk);
+        if (col_rows) kc = std::min(kc, s.OW - blk % s.OW);
         for (int64_t q = blk; q < blk + kc;) {
           const int64_t n = q / (s.OH * s.OW), oh = q / s.OW % s.OH, ow = q % s.OW;
           const int64_t len = std::min(s.OW - ow, blk + kc - q), kq = q - blk;
@@ -310,11 +328,35 @@ void grad_weight_impl(const at::Tensor& grad_out, const at::Tensor& input, at::T
             const S* g = go + n * gs[0] + oc * gs[1] + oh * gs[2] + ow * gs[3];
             for (int64_t i = 0; i < len; ++i) d[i * Pg] = static_cast<T>(g[i * gs[3]]);
           }
+          if (col_rows) {  // the run's phase rows, and each tap's pointer
+            for (int64_t ci = 0; ci < s.C; ++ci)
+              for (int64_t kh = 0; kh < s.KH; ++kh) {
+                const int64_t ih = oh * s.sh - s.ph + kh * s.dh;
+                const bool inside = ih >= 0 && ih < s.H;
+                T* prow = pc.ptr + (ci * s.KH + kh) * nph * LB;
+                for (int64_t b = 0; inside && b < nph; ++b) {
+                  T* d = prow + b * LB;
+                  const int64_t start = ow * s.sw - s.pw + phases[b];
+                  const int64_t n_all = len + shift_of[s.KW - 1];
+                  int64_t i0, i1;
+                  valid_range(start, s.sw, n_all, s.W, i0, i1);
+                  const S* src = in + n * is[0] + ci * is[1] + ih * is[2];
+                  std::fill(d, d + i0, T(0));
+                  for (int64_t i = i0; i < i1; ++i)
+                    d[i] = static_cast<T>(src[(start + i * s.sw) * is[3]]);
+                  std::fill(d + i1, d + n_all, T(0));
+                }
+                for (int64_t kw = 0; kw < s.KW; ++kw)
+                  rows[(ci * s.KH + kh) * s.KW + kw] =
+                      inside ? prow + phase_of[kw] * LB + shift_of[kw] : zero.ptr;
+              }
+            q += len;
+            continue;
+          }
           // im2col rows (c, kh, kw)
-          const int64_t step = col_rows ? 1 : Pc;
+          const int64_t step = Pc;
           for (int64_t k = 0; k < round_up(K, Pc); ++k) {
-            T* d = col_rows ? pc.ptr + k * KC + kq
-                            : pc.ptr + (k / Pc) * kc * Pc + kq * Pc + k % Pc;
+            T* d = pc.ptr + (k / Pc) * kc * Pc + kq * Pc + k % Pc;
             const int64_t ci = k / s.taps(), t = k % s.taps();
             const int64_t ih = oh * s.sh - s.ph + (t / s.KW) * s.dh;
             if (k >= K || ih < 0 || ih >= s.H) {
@@ -336,8 +378,8 @@ void grad_weight_impl(const at::Tensor& grad_out, const at::Tensor& input, at::T
           if constexpr (std::is_same_v<T, float>) {
             for (int64_t jp = 0; jp < Np / NR; ++jp)
               for (int64_t ip = 0; ip < Mp / MR; ++ip) {
-                for (int64_t i = 0; i < MR; ++i) rows[i] = pc.ptr + (ip * MR + i) * KC;
-                wide.fn(1, kc, rows.data(), pg.ptr + jp * kc * NR, cpart + ip * MR * Np + jp * NR,
+                wide.fn(1, kc, rows.data() + ip * MR, pg.ptr + jp * kc * NR,
+                        cpart + ip * MR * Np + jp * NR,
                         Np, blk > r0);
               }
           }
