@@ -7,6 +7,9 @@
 //                   innermost (unit channel stride): vectorised over channels
 //   depthwise       other depthwise-style convs whose padding is small next
 //                   to the sizes: phase-split zero-padded planes
+//   small_c         groups == 1 and at most 4 input channels (image stems,
+//                   waveform front ends), every direction and layout: short
+//                   reductions with dedicated packing (small_c_conv_cpu.h)
 //   nhwc            not depthwise, the source tensor(s) channels innermost:
 //                   forward/grad_input as an indirect GEMM reading pixels'
 //                   channel runs in place, when an igemm kernel exists for
@@ -31,7 +34,7 @@
 namespace convext {
 namespace cpu {
 
-enum class CpuPath { kDepthwiseNhwc, kDepthwise, kNhwc, kPointwise, kStaged, kGather };
+enum class CpuPath { kDepthwiseNhwc, kDepthwise, kSmallC, kNhwc, kPointwise, kStaged, kGather };
 enum class ConvDirection { kForward, kGradInput, kGradWeight };
 
 // `a` and `b` are the 4D (N, C, H, W) views whose layouts matter:
