@@ -15,6 +15,7 @@
 #include "ops/cpu/conv_path.h"
 #include "ops/cpu/conv_taps.h"
 #include "ops/cpu/depthwise_cpu.h"
+#include "ops/cpu/grouped_conv_cpu.h"
 #include "ops/cpu/nhwc_conv_cpu.h"
 #include "ops/cpu/gemm/gemm.h"
 #include "ops/cpu/gemm/pack.h"
@@ -84,6 +85,8 @@ void CpuKernels::grad_weight(const at::Tensor& grad_out, const at::Tensor& input
         return depthwise_nhwc_grad_weight<scalar_t>(grad_out, input, grad_w, s);
       case CpuPath::kDepthwise:
         return depthwise_grad_weight<scalar_t>(grad_out, input, grad_w, s);
+      case CpuPath::kGrouped:
+        return grouped_grad_weight<scalar_t>(grad_out, input, grad_w, s);
       case CpuPath::kNhwc: return nhwc_grad_weight(grad_out, input, grad_w, s);
       default:
         // Packed as the float kernel's operands for every dtype: the bf16 dot

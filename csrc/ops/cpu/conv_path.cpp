@@ -6,6 +6,7 @@
 
 #include "ops/cpu/conv_taps.h"
 #include "ops/cpu/gemm/staging.h"
+#include "ops/cpu/grouped_conv_cpu.h"
 #include "ops/cpu/nhwc_conv_cpu.h"
 #include "ops/cpu/ukernels/microkernel.h"
 
@@ -76,6 +77,9 @@ CpuPath select_path(ConvDirection dir, const ConvShape& s, const at::Tensor& a,
                     const at::Tensor& b) {
   if (depthwise_direct(s))
     return depthwise_nhwc_applies(a, b, s) ? CpuPath::kDepthwiseNhwc : CpuPath::kDepthwise;
+  // Small groups: the direct grouped conv, before the GEMMs whose tiles a
+  // group of a few channels leaves mostly empty.
+  if (grouped_applies(dir, s, a.scalar_type())) return CpuPath::kGrouped;
   if (nhwc_applies(dir, s, a, b)) return CpuPath::kNhwc;
   switch (dir) {
     case ConvDirection::kForward: return forward_gemm_path(s, a);
@@ -89,6 +93,7 @@ const char* path_name(CpuPath path) {
   switch (path) {
     case CpuPath::kDepthwiseNhwc: return "depthwise_nhwc";
     case CpuPath::kDepthwise: return "depthwise";
+    case CpuPath::kGrouped: return "grouped";
     case CpuPath::kNhwc: return "nhwc";
     case CpuPath::kPointwise: return "pointwise";
     case CpuPath::kStaged: return "staged";
