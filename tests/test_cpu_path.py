@@ -66,10 +66,13 @@ CASES = [
      ("gather",) * 3),
     ("strided", torch.randn(2, 8, 12, 12), torch.randn(8, 8, 3, 3), dict(stride=2, padding=1),
      ("gather",) * 3),
-    # groups of 2: grad_weight's row buffers fit in the output, the forward's
-    # (all lane blocks, two threads) do not (test_grouped_cpu.py)
+    # groups of 2 channels: the direct grouped conv (test_grouped_cpu.py) ...
     ("grouped", torch.randn(2, 8, 20, 20), torch.randn(8, 2, 3, 3), dict(padding=1, groups=4),
-     ("staged", "staged", "grouped")),
+     ("grouped",) * 3),
+    # ... unless its row buffers outgrow the output: here grad_weight's (one
+    # lane block) fit, the forward's (every block, two threads) do not
+    ("grouped_small", torch.randn(1, 8, 20, 20), torch.randn(8, 2, 3, 3),
+     dict(padding=1, groups=4), ("staged", "staged", "grouped")),
 ]
 
 

@@ -36,7 +36,8 @@ CASES = [
     # conv1d (a whole row per buffer: it takes a batch this large)
     ConvCase(1, 32, 32, 32, (100,), (5,), padding=2, groups=8),
 ]
-# Strided: grad_input goes to the GEMM (its direct form needs stride 1).
+# Strided: grad_input goes to the GEMM (its direct form needs stride 1), and
+# so does the forward from NCHW.
 STRIDED = [
     ConvCase(2, 6, 32, 32, (37, 31), (3, 3), stride=2, padding=(2, 1), groups=16),
     ConvCase(2, 4, 64, 64, (27, 28), (3, 3), stride=(2, 1), padding=1, groups=4),
@@ -68,9 +69,12 @@ def test_matches_torch(case, dtype, mem):
     x, w, b = case.make(dtype)
     x = layout(x, mem)
     paths = cpu_paths(case, x, w)
-    if case in STRIDED:  # grad_input: a GEMM (its direct form needs stride 1)
+    if case in STRIDED:
+        # grad_input: a GEMM (its direct form needs stride 1); the forward
+        # too from NCHW (converting rows would cost as much as the conv)
         assert paths[1] in ("gather", "nhwc"), paths
-        paths = (paths[0], "grouped", paths[2])
+        assert mem == "channels_last" or paths[0] == "gather", paths
+        paths = ("grouped", "grouped", paths[2])
     assert paths == ("grouped",) * 3, paths
     assert_close_to_torch(case.dims, x, w, b, **case.conv_kwargs)
 
@@ -80,6 +84,7 @@ def test_gradcheck(case, single_thread):
     """Fast-mode gradcheck and gradgradcheck (one random projection each), on
     shapes the path takes in float64."""
     x, w, b = case.make(torch.float64)
+    x = layout(x, "channels_last" if case in STRIDED else "nchw")
     assert cpu_paths(case, x, w)[0] == "grouped"
     fn = convext.conv1d if case.dims == 1 else convext.conv2d
     args = (x.requires_grad_(), w.requires_grad_(), b.requires_grad_())
@@ -100,9 +105,11 @@ def test_empty_batch_and_noncontiguous():
     assert_close_to_torch(2, more[:, 8:40], w, b, **case.conv_kwargs)
 
 
+@pytest.mark.parametrize("mem", ["nchw", "channels_last"])
 @pytest.mark.parametrize("case", [CASES[0], CASES[1], STRIDED[0]], ids=case_id)
-def test_independent_of_thread_count(case):
+def test_independent_of_thread_count(case, mem):
     x, w, b = case.make(torch.float32)
+    x = layout(x, mem)
     go = torch.randn(F.conv2d(x, w, b, **case.conv_kwargs).shape)
 
     def run():

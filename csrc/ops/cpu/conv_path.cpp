@@ -79,7 +79,7 @@ CpuPath select_path(ConvDirection dir, const ConvShape& s, const at::Tensor& a,
     return depthwise_nhwc_applies(a, b, s) ? CpuPath::kDepthwiseNhwc : CpuPath::kDepthwise;
   // Small groups: the direct grouped conv, before the GEMMs whose tiles a
   // group of a few channels leaves mostly empty.
-  if (grouped_applies(dir, s, a.scalar_type())) return CpuPath::kGrouped;
+  if (grouped_applies(dir, s, a.scalar_type(), channels_innermost(a))) return CpuPath::kGrouped;
   if (nhwc_applies(dir, s, a, b)) return CpuPath::kNhwc;
   switch (dir) {
     case ConvDirection::kForward: return forward_gemm_path(s, a);

@@ -178,14 +178,25 @@ class RowRing {
   std::vector<int32_t> idx_;
 };
 
-// Y = Corr(X) for packed weights wp[b][tap][i][W] and per-channel init
-// (bias or zeros, padded to NB*W).
-template <typename S, typename T>
-void correlate(const Corr& c, const at::Tensor& x, const T* wp, const T* init, at::Tensor& y,
-               const ConvShape& s) {
+// Y = Corr(X) for weights w(j, i, ky, kx) = weight_at(...) (S values) plus
+// the bias, if any.
+template <typename S, typename T, typename WeightAt>
+void correlate(const Corr& c, const at::Tensor& x, WeightAt weight_at, const at::Tensor* bias,
+               at::Tensor& y, const ConvShape& s) {
   const GroupedKernels<T>& gk = grouped_kernels_for<T>();
   const Plan p(c, gk.W);
   const int64_t W = p.W, NB = p.NB, ig = c.ig(), taps = c.taps();
+  // Weights as wp[b][tap][i][W], the bias as per-lane init, zero past CY.
+  ScratchVector<T> wp(NB * taps * ig * W, T(0)), init(NB * W, T(0));
+  for (int64_t j = 0; j < c.CY; ++j)
+    for (int64_t t = 0; t < taps; ++t)
+      for (int64_t i = 0; i < ig; ++i)
+        wp[((j / W * taps + t) * ig + i) * W + j % W] =
+            static_cast<T>(weight_at(j, i, t / c.KW, t % c.KW));
+  if (bias) {
+    const at::Tensor bc = bias->contiguous();
+    for (int64_t j = 0; j < c.CY; ++j) init[j] = static_cast<T>(bc.const_data_ptr<S>()[j]);
+  }
   // Tasks of whole rows: about 4 per thread over the batch.
   const int64_t per_image = std::clamp<int64_t>(
       (4 * at::get_num_threads() + c.N - 1) / std::max<int64_t>(c.N, 1), 1, c.YH);
@@ -211,29 +222,16 @@ void correlate(const Corr& c, const at::Tensor& x, const T* wp, const T* init, a
             if (!rows[ky]) continue;
             for (int64_t kx = 0; kx < c.KW; ++kx) {
               src[nt] = rows[ky] + (kx * c.dw - c.pw + p.padl) * ps + off;
-              w[nt++] = wp + ((b * taps + ky * c.KW + kx) * ig) * W;
+              w[nt++] = wp.data() + ((b * taps + ky * c.KW + kx) * ig) * W;
             }
           }
           gk.row(yrow.data() + b * W, c.YW, NB * W, src.data(), c.sw * ps, w.data(), nt, ig,
-                 p.bcast, init + b * W);
+                 p.bcast, init.data() + b * W);
         }
         store_row<S>(yrow.data(), NB * W, c.CY, c.YW, y, n, yy);
       }
     }
   });
-}
-
-// Packs w(j, i, ky, kx) (S values) as wp[b][tap][i][W], zero past CY.
-template <typename T, typename WeightAt>
-ScratchVector<T> pack_weights(const Corr& c, int64_t W, WeightAt weight_at) {
-  const int64_t NB = (c.CY + W - 1) / W, ig = c.ig(), taps = c.taps();
-  ScratchVector<T> wp(NB * taps * ig * W, T(0));
-  for (int64_t j = 0; j < c.CY; ++j)
-    for (int64_t t = 0; t < taps; ++t)
-      for (int64_t i = 0; i < ig; ++i)
-        wp[((j / W * taps + t) * ig + i) * W + j % W] =
-            static_cast<T>(weight_at(j, i, t / c.KW, t % c.KW));
-  return wp;
 }
 
 int64_t lanes_for(at::ScalarType dtype) {
@@ -242,12 +240,16 @@ int64_t lanes_for(at::ScalarType dtype) {
 
 }  // namespace
 
-bool grouped_applies(ConvDirection dir, const ConvShape& s, at::ScalarType dtype) {
+bool grouped_applies(ConvDirection dir, const ConvShape& s, at::ScalarType dtype,
+                     bool channels_innermost) {
   constexpr int64_t threads = 2;
   if (s.G <= 1 || s.depthwise() || s.icg() > kGroupedMaxChannels ||
       s.ocg() > kGroupedMaxChannels)
     return false;
-  if (dir == ConvDirection::kGradInput && (s.sh != 1 || s.sw != 1)) return false;
+  const bool strided = s.sh != 1 || s.sw != 1;
+  if (strided && (dir == ConvDirection::kGradInput ||
+                  (dir == ConvDirection::kForward && !channels_innermost)))
+    return false;
   const int64_t W = lanes_for(dtype);
   if (W == 0) return false;
   const Corr c = dir == ConvDirection::kGradInput ? grad_input_corr(s) : forward_corr(s);
@@ -268,41 +270,27 @@ bool grouped_applies(ConvDirection dir, const ConvShape& s, at::ScalarType dtype
 template <typename S>
 void grouped_forward(const at::Tensor& input, const at::Tensor& weight, const at::Tensor* bias,
                      at::Tensor& out, const ConvShape& s) {
-  using T = at::opmath_type<S>;
-  const Corr c = forward_corr(s);
-  const int64_t W = grouped_kernels_for<T>().W, NB = (c.CY + W - 1) / W;
   const S* wt = weight.const_data_ptr<S>();
   const auto ws = weight.strides();
-  const ScratchVector<T> wp = pack_weights<T>(c, W, [&](int64_t j, int64_t i, int64_t ky,
-                                                           int64_t kx) {
+  correlate<S, at::opmath_type<S>>(forward_corr(s), input, [&](int64_t j, int64_t i, int64_t ky,
+                                                               int64_t kx) {
     return wt[j * ws[0] + i * ws[1] + ky * ws[2] + kx * ws[3]];
-  });
-  ScratchVector<T> init(NB * W, T(0));
-  if (bias) {
-    const at::Tensor bc = bias->contiguous();
-    for (int64_t j = 0; j < s.OC; ++j) init[j] = static_cast<T>(bc.const_data_ptr<S>()[j]);
-  }
-  correlate<S, T>(c, input, wp.data(), init.data(), out, s);
+  }, bias, out, s);
 }
 
 template <typename S>
 void grouped_grad_input(const at::Tensor& grad_out, const at::Tensor& weight,
                         at::Tensor& grad_in, const ConvShape& s) {
-  using T = at::opmath_type<S>;
-  const Corr c = grad_input_corr(s);
-  const int64_t W = grouped_kernels_for<T>().W, NB = (c.CY + W - 1) / W;
   const S* wt = weight.const_data_ptr<S>();
   const auto ws = weight.strides();
   const int64_t icg = s.icg(), ocg = s.ocg();
   // Lane j: input channel j (group j / icg); its i-th X channel: output
   // channel g*ocg + i; taps flipped.
-  const ScratchVector<T> wp = pack_weights<T>(c, W, [&](int64_t j, int64_t i, int64_t ky,
-                                                           int64_t kx) {
+  correlate<S, at::opmath_type<S>>(grad_input_corr(s), grad_out, [&](int64_t j, int64_t i,
+                                                                     int64_t ky, int64_t kx) {
     return wt[(j / icg * ocg + i) * ws[0] + (j % icg) * ws[1] + (s.KH - 1 - ky) * ws[2] +
               (s.KW - 1 - kx) * ws[3]];
-  });
-  const ScratchVector<T> init(NB * W, T(0));
-  correlate<S, T>(c, grad_out, wp.data(), init.data(), grad_in, s);
+  }, nullptr, grad_in, s);
 }
 
 template <typename S>

@@ -21,10 +21,13 @@ constexpr int64_t kGroupedMaxChannels = 32;
 
 // Whether the grouped path runs this conv: groups of at most
 // kGroupedMaxChannels (not depthwise), stride 1 for grad_input (the direct
-// form of its transposed correlation), and its scratch, with the per-thread
+// form of its transposed correlation), for a strided forward a source with
+// channels innermost (converting NCHW rows costs as much as the conv there,
+// every input row feeding fewer outputs), and its scratch, with the per-thread
 // row buffers of 2 threads, no larger than the conv's output. (A fixed count:
 // the path, and so the result's rounding, must not depend on the threads.)
-bool grouped_applies(ConvDirection dir, const ConvShape& s, at::ScalarType dtype);
+bool grouped_applies(ConvDirection dir, const ConvShape& s, at::ScalarType dtype,
+                     bool channels_innermost);
 
 template <typename S>
 void grouped_forward(const at::Tensor& input, const at::Tensor& weight, const at::Tensor* bias,
