@@ -1,8 +1,8 @@
 """The CPU path selector (csrc/ops/cpu/conv_path.h), through
 convext._C.cpu_path: which kernel each op direction runs, for shapes on
 either side of every rule (depthwise NCHW / channels-last, padding too large
-for the direct kernels, few input channels, channels-last NHWC GEMM, 1x1
-packed straight from the input, staged stride-1, gathered), and that each path gives torch's values."""
+for the direct kernels, few input channels, small groups, channels-last NHWC GEMM, 1x1 packed
+straight from the input, staged stride-1, gathered), and that each path gives torch's values."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -71,8 +71,13 @@ CASES = [
      ("gather",) * 3),
     ("strided", torch.randn(2, 8, 12, 12), torch.randn(8, 8, 3, 3), dict(stride=2, padding=1),
      ("gather",) * 3),
+    # groups of 2 channels: the direct grouped conv (test_grouped_cpu.py) ...
     ("grouped", torch.randn(2, 8, 20, 20), torch.randn(8, 2, 3, 3), dict(padding=1, groups=4),
-     ("staged", "staged", "gather")),
+     ("grouped",) * 3),
+    # ... unless its row buffers outgrow the output: here grad_weight's (one
+    # lane block) fit, the forward's (every block, two threads) do not
+    ("grouped_small", torch.randn(1, 8, 20, 20), torch.randn(8, 2, 3, 3),
+     dict(padding=1, groups=4), ("staged", "staged", "grouped")),
 ]
 
 

@@ -12,6 +12,7 @@
 #include "ops/cpu/conv_path.h"
 #include "ops/cpu/conv_taps.h"
 #include "ops/cpu/depthwise_cpu.h"
+#include "ops/cpu/grouped_conv_cpu.h"
 #include "ops/cpu/nhwc_conv_cpu.h"
 #include "ops/cpu/small_c_conv_cpu.h"
 #include "ops/cpu/gemm/gemm.h"
@@ -123,6 +124,7 @@ void CpuKernels::forward(const at::Tensor& input, const at::Tensor& weight,
         return depthwise_nhwc_forward<scalar_t>(input, weight, bias, out, s);
       case CpuPath::kDepthwise: return depthwise_forward<scalar_t>(input, weight, bias, out, s);
       case CpuPath::kSmallC: return small_c_forward(input, weight, bias, out, s);
+      case CpuPath::kGrouped: return grouped_forward<scalar_t>(input, weight, bias, out, s);
       case CpuPath::kNhwc: return nhwc_forward(input, weight, bias, out, s);
       default:
         return with_ukernel<scalar_t>([&](const auto& uk) {

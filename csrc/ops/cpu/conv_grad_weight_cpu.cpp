@@ -19,6 +19,7 @@
 #include "ops/cpu/conv_path.h"
 #include "ops/cpu/conv_taps.h"
 #include "ops/cpu/depthwise_cpu.h"
+#include "ops/cpu/grouped_conv_cpu.h"
 #include "ops/cpu/nhwc_conv_cpu.h"
 #include "ops/cpu/gemm/dot_gemm.h"
 #include "ops/cpu/small_c_conv_cpu.h"
@@ -139,6 +140,8 @@ void CpuKernels::grad_weight(const at::Tensor& grad_out, const at::Tensor& input
       case CpuPath::kDepthwise:
         return depthwise_grad_weight<scalar_t>(grad_out, input, grad_w, s);
       case CpuPath::kSmallC: return small_c_grad_weight(grad_out, input, grad_w, s);
+      case CpuPath::kGrouped:
+        return grouped_grad_weight<scalar_t>(grad_out, input, grad_w, s);
       case CpuPath::kNhwc: return nhwc_grad_weight(grad_out, input, grad_w, s);
       default:
         if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) {

@@ -85,6 +85,26 @@ struct RowKernels {
                     const T* const* src, int64_t step, int64_t ntaps);
 };
 
+// Grouped direct conv (grouped_conv_cpu.cpp), lanes along output channels,
+// W lanes per vector, every pixel's lanes `os` apart in `out`:
+//   row: out[p*os + l] = init[l] + sum_{t<ntaps, i<ig} w[t][i*W + l] * x(t, i, p)[l],
+//        p < np, with x(t, i, p) = src[t][p*xs + i] broadcast to every lane
+//        (bcast) or the lanes src[t][p*xs + i*W + l] (expanded rows)
+//   acc: acc[q*W + l] += sum_{p<np} g[p*gs + l] * x(q, p)[l],  q < nq, with
+//        x(q, p) = src[q][p*xs] broadcast (bcast) or the lanes src[q][p*xs + l]
+//   expand: dst[p*ds + k] = raw[p*rs + idx[k]] (0 where idx[k] < 0), k < n, p < np;
+//        it may read raw up to W elements past a pixel's largest index.
+template <typename T>
+struct GroupedKernels {
+  void (*row)(T* out, int64_t np, int64_t os, const T* const* src, int64_t xs,
+              const T* const* w, int64_t ntaps, int64_t ig, bool bcast, const T* init) = nullptr;
+  void (*acc)(T* acc, int64_t np, const T* g, int64_t gs, const T* const* src, int64_t xs,
+              int64_t nq, bool bcast) = nullptr;
+  void (*expand)(T* dst, int64_t ds, const T* raw, int64_t rs, int64_t np, const int32_t* idx,
+                 int64_t n) = nullptr;
+  int W = 0;
+};
+
 struct UKernelSet {
   UKernel<float> f32;
   UKernel<double> f64;
@@ -104,6 +124,8 @@ struct UKernelSet {
   // Dot-product forms of f32 and bf16 (fn null where an ISA lacks one).
   UKernelDot<float> f32_dot;
   UKernelDot<Bf16Bits, float> bf16_dot;
+  GroupedKernels<float> grouped_f32;
+  GroupedKernels<double> grouped_f64;
 };
 
 // Defined in the per-ISA translation units. x86-64 ones return false when
@@ -136,6 +158,13 @@ template <> inline const UKernel<double>& ukernel_for<double>() { return ukernel
 template <typename T> const RowKernels<T>& row_kernels_for();
 template <> inline const RowKernels<float>& row_kernels_for<float>() { return ukernels().row_f32; }
 template <> inline const RowKernels<double>& row_kernels_for<double>() { return ukernels().row_f64; }
+template <typename T> const GroupedKernels<T>& grouped_kernels_for();
+template <> inline const GroupedKernels<float>& grouped_kernels_for<float>() {
+  return ukernels().grouped_f32;
+}
+template <> inline const GroupedKernels<double>& grouped_kernels_for<double>() {
+  return ukernels().grouped_f64;
+}
 
 }  // namespace cpu
 }  // namespace convext
