@@ -21,9 +21,9 @@ SHAPES_2D = [
     (3, 13, 7, (9, 11), (3, 3), 2, 1, 1, 1),       # odd M and N, stride
     (4, 24, 40, (33, 35), (1, 1), 1, 0, 1, 1),     # R = 4620: split reduction
     (1, 9, 130, (45, 47), (2, 2), 1, 2, 2, 1),     # M over one 128 tile, dilation
-    (2, 8, 16, (20, 20), (3, 3), 1, 1, 1, 2),      # groups
+    (2, 80, 96, (10, 10), (3, 3), 1, 1, 1, 2),     # groups too wide for the grouped path
     (1, 150, 6, (12, 13), (1, 3), (1, 2), (0, 1), 1, 1),  # N over one tile
-    (2, 4, 4, (5, 5), (5, 5), 1, 0, 1, 1),         # one position per image
+    (2, 5, 4, (5, 5), (5, 5), 1, 0, 1, 1),         # one position per image (C > 4: not small_c)
 ]
 
 
