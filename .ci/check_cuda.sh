@@ -6,7 +6,8 @@
 # temporary dir and are thrown away. Exits non-zero on any compile error.
 # ptxas reports every kernel instantiation's registers, shared memory, stack
 # and spills (-Xptxas -v); .ci/ptxas_table.py writes them with the resulting
-# occupancy to benchmarks/results/ptxas-sm90.md (for sm_90) (when all sources are
+# occupancy at each kernel's block size (its .maxntid in the kept PTX) to
+# benchmarks/results/ptxas-sm90.md (for sm_90) (when all sources are
 # compiled) and fails on any spill or local-memory use.
 #
 # Usage: .ci/check_cuda.sh [file.cu ...]   (default: all of them)
@@ -57,7 +58,9 @@ fi
 compile() {  # $1: source; writes $tmp/log/<name>.log and .ok on success
   local src=$1 name
   name=$(echo "$src" | tr '/' '_')
+  mkdir -p "$tmp/keep/$name"  # the PTX, for each kernel's .maxntid (block size)
   if "$NVCC" -c "$src" -o "$tmp/obj/$name.o" -arch="$ARCH" -I"$tmp/stub" -Icsrc "${FLAGS[@]}" -Xptxas -v \
+      --keep --keep-dir "$tmp/keep/$name" \
       >"$tmp/log/$name.log" 2>&1; then
     touch "$tmp/log/$name.ok"
   fi
@@ -93,7 +96,7 @@ if [ "${#failed[@]}" -gt 0 ]; then
   echo "check_cuda: FAILED ${#failed[@]}/${#SRCS[@]} CUDA sources (nvcc $version, $ARCH, ${secs}s): ${failed[*]}"
   exit 1
 fi
-python .ci/ptxas_table.py "$ARCH" "$TABLE" "$tmp"/log/*.log || {
+python .ci/ptxas_table.py "$ARCH" "$TABLE" "$tmp"/log/*.log "$tmp"/keep/*/*.ptx || {
   echo "check_cuda: FAILED: register spills or local memory (see above)"
   exit 1
 }

@@ -7,7 +7,10 @@
 #     ldmatrix (x1/x2/x4, .trans) and cp.async with commit/wait_group: the
 #     wrappers the emulator stands in for are the instructions on the device,
 #     and each instantiation of the tensor-core conv kernels (forward,
-#     grad_input, grad_weight) uses all three, the weight gradient ldmatrix .trans;
+#     grad_input, grad_weight) uses all three, the weight gradient ldmatrix .trans
+#     (its float instantiations: m16n8k8 tf32 and cvt.rna; grouped grad_weight is
+#     the same instantiations, the group a grid dimension);
+#   - the weight gradient's main loop has no integer division;
 #   - ptxas accepts it (the inline PTX is valid for sm_90) with no spills.
 # Prints ptxas' registers / shared memory per kernel. No GPU needed.
 # Env: NVCC (default nvcc), PTXAS (default ptxas next to nvcc).
@@ -34,31 +37,45 @@ for want in "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32" \
     fail=1
   fi
 done
-# and per conv kernel: each instantiation of the tensor-core forward (4 tile
-# shapes x f16, bf16, float), grad_input and grad_weight (f16, bf16) has mma
-# (m16n8k16, or m16n8k8 tf32 with cvt.rna for float), ldmatrix (half types;
-# float fragments are 32-bit loads; grad_weight .trans) and cp.async
+# and per conv kernel: each instantiation of the tensor-core forward and
+# grad_input (4 tile shapes x f16, bf16, float) and grad_weight (2 tile
+# shapes x f16, bf16, float) has mma (m16n8k16, or m16n8k8 tf32 with cvt.rna
+# for float), ldmatrix (half types; float fragments are 32-bit loads;
+# grad_weight .trans) and cp.async; the forward and grad_input epilogues
+# store 16-byte vectors (st.global.v4)
 python - "$tmp/probe.ptx" <<'PY' || fail=1
 import re, sys
 ptx = open(sys.argv[1]).read()
 entries = re.split(r"(?=\.visible \.entry )", ptx)[1:]
-def wanted(e, extra):
-    if "MmaPolicyIfLi" in e.split("(", 1)[0]:  # MmaPolicy<float, ...>
+def wanted(e, extra, stores):
+    if re.search(r"(Mma|KMajor)PolicyIfLi", e.split("(", 1)[0]):  # <float, ...> policies
         return ("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32", "cvt.rna.tf32.f32",
-                "cp.async.cg")
-    return ("mma.sync.aligned.m16n8k16", "ldmatrix.sync", "cp.async.cg") + extra
+                "cp.async.cg") + stores
+    return ("mma.sync.aligned.m16n8k16", "ldmatrix.sync", "cp.async.cg") + extra + stores
 failed = False
-for kernel, want, want_tf32, extra in (
-        ("igemm_mma_forward_kernel", 12, 4, ()),
-        ("igemm_mma_grad_input_kernel", 2, 0, ()),
-        ("igemm_mma_wgrad_kernel", 2, 0, ("ldmatrix.sync.aligned.m8n8.x4.trans",))):
+v4 = ("st.global.v4",)
+for kernel, want, want_tf32, extra, stores in (
+        ("igemm_mma_forward_kernel", 12, 4, (), v4),
+        ("igemm_mma_grad_input_kernel", 12, 4, (), v4),
+        ("igemm_mma_wgrad_kernel", 6, 2, ("ldmatrix.sync.aligned.m8n8.x4.trans",), ())):
     conv = [e for e in entries if kernel in e.split("(", 1)[0]]
-    bad = [e.split("(", 1)[0] for e in conv if not all(i in e for i in wanted(e, extra))]
-    tf32 = sum("MmaPolicyIfLi" in e.split("(", 1)[0] for e in conv)
+    bad = [e.split("(", 1)[0] for e in conv if not all(i in e for i in wanted(e, extra, stores))]
+    tf32 = sum(bool(re.search(r"(Mma|KMajor)PolicyIfLi", e.split("(", 1)[0])) for e in conv)
     if len(conv) != want or tf32 != want_tf32 or bad:
         print(f"check_mma_ptx: FAILED: {len(conv)} {kernel} entries ({tf32} float; want "
-              f"{want}, {want_tf32} float), without mma/ldmatrix/cp.async: {bad}")
+              f"{want}, {want_tf32} float), without mma/ldmatrix/cp.async{extra + stores}: {bad}")
         failed = True
+# grad_weight's main loop steps position counters: no integer division or
+# remainder from the first cp.async wait to the last mma (its decode is once
+# a block, before the ring)
+for e in entries:
+    name = e.split("(", 1)[0]
+    if "igemm_mma_wgrad_kernel" in name:
+        loop = e[e.find("cp.async.wait_group"):e.rfind("mma.sync")]
+        divs = re.findall(r"\b(?:div|rem)\.[su](?:32|64)\b", loop)
+        if divs:
+            print(f"check_mma_ptx: FAILED: {len(divs)} div/rem in the main loop of {name}")
+            failed = True
 sys.exit(failed)
 PY
 "$PTXAS" -arch=sm_90 -v "$tmp/probe.ptx" -o "$tmp/probe.cubin" >"$tmp/ptxas.log" 2>&1 || {

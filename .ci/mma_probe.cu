@@ -15,26 +15,29 @@ namespace cuda {
   template __global__ void igemm_mma_forward_kernel<P>(const P::Elem*, const P::Elem*,          \
                                                        const P::Elem*, P::Elem*, float*,         \
                                                        MmaConvParams);
-#define CONVEXT_MMA_FORWARD_TILES(T)  \
-  CONVEXT_MMA_FORWARD(MmaTile128x128<T>) \
-  CONVEXT_MMA_FORWARD(MmaTile128x64<T>)  \
-  CONVEXT_MMA_FORWARD(MmaTile64x128<T>)  \
-  CONVEXT_MMA_FORWARD(MmaTile64x64<T>)
-CONVEXT_MMA_FORWARD_TILES(c10::Half)
-CONVEXT_MMA_FORWARD_TILES(c10::BFloat16)
-CONVEXT_MMA_FORWARD_TILES(float)
-template __global__ void igemm_mma_grad_input_kernel<c10::Half>(const c10::Half*,
-                                                                const c10::Half*, c10::Half*,
-                                                                MmaGradInputParams);
-template __global__ void igemm_mma_grad_input_kernel<c10::BFloat16>(const c10::BFloat16*,
-                                                                    const c10::BFloat16*,
-                                                                    c10::BFloat16*,
-                                                                    MmaGradInputParams);
-template __global__ void igemm_mma_wgrad_kernel<c10::Half>(const c10::Half*, const c10::Half*,
-                                                           float*, MmaWgradParams);
-template __global__ void igemm_mma_wgrad_kernel<c10::BFloat16>(const c10::BFloat16*,
-                                                               const c10::BFloat16*, float*,
-                                                               MmaWgradParams);
+#define CONVEXT_MMA_GRAD_INPUT(P)                                                              \
+  template __global__ void igemm_mma_grad_input_kernel<P>(const P::Elem*, const P::Elem*,       \
+                                                          P::Elem*, MmaGradInputParams);
+#define CONVEXT_MMA_TILES(KERNEL, T) \
+  KERNEL(MmaTile128x128<T>)          \
+  KERNEL(MmaTile128x64<T>)           \
+  KERNEL(MmaTile64x128<T>)           \
+  KERNEL(MmaTile64x64<T>)
+CONVEXT_MMA_TILES(CONVEXT_MMA_FORWARD, c10::Half)
+CONVEXT_MMA_TILES(CONVEXT_MMA_FORWARD, c10::BFloat16)
+CONVEXT_MMA_TILES(CONVEXT_MMA_FORWARD, float)
+CONVEXT_MMA_TILES(CONVEXT_MMA_GRAD_INPUT, c10::Half)
+CONVEXT_MMA_TILES(CONVEXT_MMA_GRAD_INPUT, c10::BFloat16)
+CONVEXT_MMA_TILES(CONVEXT_MMA_GRAD_INPUT, float)
+#define CONVEXT_MMA_WGRAD(P)                                                       \
+  template __global__ void igemm_mma_wgrad_kernel<P>(const P::Elem*, const P::Elem*, float*, \
+                                                     MmaWgradParams);
+#define CONVEXT_MMA_WGRAD_TILES(T) \
+  CONVEXT_MMA_WGRAD(MmaWgradTile128<T>) \
+  CONVEXT_MMA_WGRAD(MmaWgradTile64<T>)
+CONVEXT_MMA_WGRAD_TILES(c10::Half)
+CONVEXT_MMA_WGRAD_TILES(c10::BFloat16)
+CONVEXT_MMA_WGRAD_TILES(float)
 namespace mma_test {
 template __global__ void mma_fragments_kernel<c10::Half>(const uint32_t*, const uint32_t*,
                                                          const float*, float*, bool);

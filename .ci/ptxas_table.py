@@ -2,10 +2,14 @@
 registers, shared memory and occupancy per kernel instantiation, and fails on
 any register spill or local-memory (stack) use.
 
-Usage: python .ci/ptxas_table.py ARCH OUT.md LOG...
-Occupancy is the sm_90 limit from registers, shared memory and warps for a
-256-thread block (every convext kernel launches 256 threads: kThreads and
-TileCfg::NT), the way the CUDA occupancy calculator counts it.
+Usage: python .ci/ptxas_table.py ARCH OUT.md FILE...
+FILEs are ptxas logs and the PTX (.ptx) they were assembled from. A kernel's
+block size is its `__launch_bounds__` (the PTX's `.maxntid`; every convext
+kernel launches exactly that many threads: 128 or 256 for the tensor-core
+tiles, kThreads and TileCfg::NT for the others); a kernel without one is
+counted at 256 threads (the grid-stride kernels' launch size) and marked.
+Occupancy is the sm_90 limit from registers, shared memory and warps for
+that block size, the way the CUDA occupancy calculator counts it.
 """
 import math
 import re
@@ -13,7 +17,7 @@ import shutil
 import subprocess
 import sys
 
-THREADS = 256
+DEFAULT_THREADS = 256
 SM90 = dict(warps=64, blocks=32, regs=65536, reg_unit=256, smem=233472, smem_reserved=1024,
             smem_unit=128)
 
@@ -43,6 +47,16 @@ def parse(path):
     return kernels
 
 
+def block_sizes(path):
+    """.maxntid of each .entry in a PTX file: {mangled name: threads}."""
+    sizes = {}
+    for name, body in re.findall(r"\.entry\s+(\w+)\s*\((.*?)\{", open(path).read(), re.S):
+        m = re.search(r"\.maxntid\s+(\d+)\s*,\s*(\d+)\s*,\s*(\d+)", body)
+        if m:
+            sizes[name] = int(m[1]) * int(m[2]) * int(m[3])
+    return sizes
+
+
 def short(name):
     """The kernel's name and template arguments, without its parameter list."""
     name = name.replace("(anonymous namespace)::", "").replace("convext::cuda::", "")
@@ -55,8 +69,8 @@ def short(name):
     return name
 
 
-def occupancy(regs, smem, a=SM90):
-    warps = THREADS // 32
+def occupancy(regs, smem, threads, a=SM90):
+    warps = math.ceil(threads / 32)
     per_warp = math.ceil(regs * 32 / a["reg_unit"]) * a["reg_unit"]
     by_regs = (a["regs"] // per_warp) // warps
     by_smem = a["smem"] // (math.ceil(smem / a["smem_unit"]) * a["smem_unit"] + a["smem_reserved"])
@@ -65,16 +79,20 @@ def occupancy(regs, smem, a=SM90):
 
 
 def main(arch, out, logs):
-    kernels = {}
-    for log in logs:
-        kernels.update(parse(log))
+    kernels, threads = {}, {}
+    for path in logs:
+        if path.endswith(".ptx"):
+            threads.update(block_sizes(path))
+        else:
+            kernels.update(parse(path))
     names = sorted(kernels)
     pretty = dict(zip(names, demangle(names)))
     rows, bad = [], []
     for name in sorted(names, key=lambda n: pretty[n]):
         k = kernels[name]
-        blocks, occ = occupancy(k["regs"], k["smem"])
-        rows.append(f"| `{short(pretty[name])}` | "
+        nt = threads.get(name, DEFAULT_THREADS)
+        blocks, occ = occupancy(k["regs"], k["smem"], nt)
+        rows.append(f"| `{short(pretty[name])}` | {nt}{'' if name in threads else '*'} | "
                     f"{k['regs']} | {k['smem']} | {k['stack']} | {k['spill_st']}/{k['spill_ld']} | "
                     f"{blocks} | {occ:.0%} |")
         if k["stack"] or k["spill_st"] or k["spill_ld"]:
@@ -83,11 +101,13 @@ def main(arch, out, logs):
         f.write(f"# ptxas resource usage, {arch}\n\n"
                 "Written by `.ci/check_cuda.sh` (nvcc `-Xptxas -v` over every kernel "
                 "instantiation; `.ci/ptxas_table.py`), which fails on any spill or stack "
-                "(local memory) use. Occupancy: resident 256-thread blocks per SM and the "
+                "(local memory) use. Threads: the kernel's block size, its "
+                "`__launch_bounds__` (* none: counted at the 256 threads it is launched "
+                "with). Occupancy: resident blocks of that size per SM and the "
                 "share of the SM's 64 warps they fill, from registers, shared memory "
                 "(+1 KiB reserved per block) and warps.\n\n"
-                "| kernel | registers | shared B | stack B | spill st/ld B | blocks/SM | "
-                "occupancy |\n|---|---:|---:|---:|---:|---:|---:|\n")
+                "| kernel | threads | registers | shared B | stack B | spill st/ld B | "
+                "blocks/SM | occupancy |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
         f.write("\n".join(rows) + "\n")
     print(f"ptxas: {len(rows)} kernel instantiations for {arch}, table in {out}")
     if not rows:

@@ -69,6 +69,29 @@ def test_command_line_writes_table_json_and_markdown(tmp_path):
     assert "python -m convext.bench" in md and "| tiny.3x3 |" in md and "geomean" in md
 
 
+def test_depthwise_rows_report_bandwidth(tmp_path):
+    """The CPU run measures a copy bandwidth; depthwise rows get GB/s and % of
+    it from the bytes each direction must move; other rows get none."""
+    fast = [a if a != "tiny" else "quick" for a in FAST]
+    proc = _outside_checkout(tmp_path, "-m", "convext.bench", *fast, "--batch", "1",
+                             "--shapes", "mbv2.dw3x3.384@14,resnet50.l3.3x3",
+                             "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    result, md = _outputs(tmp_path)
+    bw = result["settings"]["bandwidth"]
+    assert bw["gbs"] > 0 and "copies" in bw["how"]
+    rows = {r["shape"]: r for r in result["rows"]}
+    dw, dense = rows["mbv2.dw3x3.384@14"], rows["resnet50.l3.3x3"]
+    elems = 384 * 14 * 14  # input and output of one image
+    assert dw["timings"]["fwd"]["bytes"] == (2 * elems + 384 * 9) * 4
+    assert dw["timings"]["bwd"]["bytes"] == (3 * elems + 2 * 384 * 9) * 4
+    t = dw["timings"]["fwdbwd"]
+    assert t["gbs_convext"] == pytest.approx(t["bytes"] / t["convext"]["median"] / 1e9)
+    assert t["pct_bandwidth_convext"] == pytest.approx(100 * t["gbs_convext"] / bw["gbs"])
+    assert all("gbs_convext" not in t for t in dense["timings"].values())
+    assert "%bw" in md and "bandwidth: " in md
+
+
 def test_models_in_process(tmp_path, capsys):
     code = runner.main([*FAST, "--shapes", "tiny.1d*", "--models", "--model-size", "tiny",
                         "--out", str(tmp_path)])

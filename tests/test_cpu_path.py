@@ -1,8 +1,8 @@
 """The CPU path selector (csrc/ops/cpu/conv_path.h), through
 convext._C.cpu_path: which kernel each op direction runs, for shapes on
 either side of every rule (depthwise NCHW / channels-last, padding too large
-for the direct kernels, channels-last NHWC GEMM, 1x1 packed straight from the
-input, staged stride-1, gathered), and that each path gives torch's values."""
+for the direct kernels, few input channels, small groups, channels-last NHWC GEMM, 1x1 packed
+straight from the input, staged stride-1, gathered), and that each path gives torch's values."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -47,12 +47,19 @@ CASES = [
     # channels-last with too few channels per group for half an igemm panel
     # (nr >= 12 on every instruction set): forward and grad_input keep the
     # NCHW-style GEMM, grad_weight (any channel count) takes the NHWC one
-    ("pointwise_channels_last", cl(torch.randn(2, 4, 7, 7)), torch.randn(4, 4, 1, 1), {},
+    ("pointwise_channels_last", cl(torch.randn(2, 8, 7, 7)), torch.randn(4, 8, 1, 1), {},
      ("staged", "staged", "nhwc")),
     ("nhwc", cl(torch.randn(2, 64, 9, 9)), torch.randn(64, 64, 3, 3), dict(padding=1),
      ("nhwc",) * 3),
-    ("nhwc_strided_few_input_channels", cl(torch.randn(2, 3, 15, 15)), torch.randn(64, 3, 3, 3),
-     dict(stride=2, padding=1), ("nhwc", "gather", "nhwc")),
+    # at most 4 input channels, groups 1: the few-channel kernels, any layout
+    ("small_c_channels_last", cl(torch.randn(2, 3, 15, 15)), torch.randn(64, 3, 3, 3),
+     dict(stride=2, padding=1), ("small_c",) * 3),
+    ("small_c", torch.randn(2, 4, 15, 15), torch.randn(8, 4, 3, 3), dict(padding=1),
+     ("small_c",) * 3),
+    # groups of 2 input channels are not small_c (groups 1 only): the direct
+    # grouped conv, except grad_input at stride 2 (grouped takes stride 1 only)
+    ("few_channels_grouped", cl(torch.randn(2, 4, 15, 15)), torch.randn(64, 2, 3, 3),
+     dict(stride=2, padding=1, groups=2), ("grouped", "gather", "grouped")),
     ("nhwc_small_groups", cl(torch.randn(2, 16, 9, 9)), torch.randn(16, 4, 3, 3),
      dict(padding=1, groups=4), ("gather", "gather", "nhwc")),
     ("nhwc_strided", cl(torch.randn(2, 64, 9, 9)), torch.randn(64, 64, 3, 3),
@@ -66,8 +73,13 @@ CASES = [
      ("gather",) * 3),
     ("strided", torch.randn(2, 8, 12, 12), torch.randn(8, 8, 3, 3), dict(stride=2, padding=1),
      ("gather",) * 3),
+    # groups of 2 channels: the direct grouped conv (test_grouped_cpu.py) ...
     ("grouped", torch.randn(2, 8, 20, 20), torch.randn(8, 2, 3, 3), dict(padding=1, groups=4),
-     ("staged", "staged", "gather")),
+     ("grouped",) * 3),
+    # ... unless its row buffers outgrow the output: here grad_weight's (one
+    # lane block) fit, the forward's (every block, two threads) do not
+    ("grouped_small", torch.randn(1, 8, 20, 20), torch.randn(8, 2, 3, 3),
+     dict(padding=1, groups=4), ("staged", "staged", "grouped")),
 ]
 
 

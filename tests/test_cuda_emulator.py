@@ -106,6 +106,9 @@ CASES = {
     "grouped": Case(2, 2, 12, 18, (9, 10), (3, 3), (2, 1), (1, 1), groups=3),
     "grouped_cl": Case(2, 2, 12, 18, (9, 10), (3, 3), (2, 1), (1, 1), groups=3,
                        layout="channels_last"),
+    # 8 / 72 channels a group: tensor-core grad_weight per group, 128x128 tiles
+    "grouped_cl_mma": Case(2, 1, 16, 144, (5, 5), (3, 3), padding=(1, 1), groups=2,
+                           layout="channels_last"),
     "empty_batch": Case(2, 0, 4, 6, (7, 7), (3, 3), padding=(1, 1)),
     "no_bias_1x1": Case(2, 3, 8, 5, (5, 7), (1, 1), bias=False, layout="strided"),
     # tile and split thresholds (sm: the emulated SM count)
@@ -152,9 +155,40 @@ CASES = {
                            layout="strided", extra=1),
     "dw_runtime_taps": Case(2, 2, 6, 6, (9, 8), (4, 3), padding="same", dilation=(1, 2),
                             groups=6),
-    # the halo does not fit the shared tile: per-element kernels
+    # tiled grad_input over stride phases: MobileNet/EfficientNet-style stride
+    # 2 (odd sizes, 3x3 / 5x5 / 7x7, both mappings), stride > kernel (phases
+    # no tap reaches), padding past the stride with dilation, output_padding
+    "dw3_s2": Case(2, 2, 5, 5, (13, 11), (3, 3), (2, 2), (1, 1), groups=5),
+    "dw3_s2_cl": Case(2, 2, 16, 16, (9, 12), (3, 3), (2, 2), (1, 1), groups=16,
+                      layout="channels_last"),
+    "dw5_s2_cropped": Case(2, 1, 3, 3, (11, 27), (5, 5), (2, 2), (2, 2), groups=3,
+                           layout="cropped", extra=1),
+    "dw7_s2_cl": Case(2, 1, 8, 8, (15, 14), (7, 7), (2, 2), (3, 3), groups=8,
+                      layout="channels_last", extra=1),
+    "dw3_stride_gt_kernel": Case(2, 2, 3, 3, (16, 17), (3, 3), (4, 5), (1, 2), groups=3),
+    "dw3_s2_pad_dilated": Case(2, 1, 2, 2, (13, 15), (3, 3), (2, 3), (3, 2), (3, 2),
+                               groups=2, layout="strided"),
+    "dw1d_s2_k3": c1(2, 8, 8, 41, 3, s=2, p=1, g=8),
+    "dw1d_s2_k4_cl": c1(2, 16, 16, 37, 4, s=2, p=3, g=16, layout="channels_last", extra=1),
+    # channel multiplier > 1 on the tiled kernels: grad_out planes (NCHW) or
+    # channel groups (channels fastest) staged per input channel
+    "dw3_mult2": Case(2, 2, 3, 6, (11, 13), (3, 3), padding=(1, 1), groups=3),
+    "dw3_mult2_s2_cl": Case(2, 2, 8, 16, (9, 10), (3, 3), (2, 2), (1, 1), groups=8,
+                            layout="channels_last"),
+    "dw3_mult3_cl_odd": Case(2, 1, 5, 15, (7, 6), (3, 3), (1, 2), (1, 1), groups=5,
+                             layout="channels_last"),
+    "dw5_mult3_cropped": Case(2, 1, 3, 9, (8, 21), (5, 5), padding=(2, 2), groups=3,
+                              layout="cropped"),
+    "dw1d_mult2_k4": c1(2, 4, 8, 30, 4, p=3, g=4),
+    "dw1d_mult2_s2_cl": c1(2, 8, 16, 25, 3, s=2, p=2, g=8, layout="channels_last"),
+    # the halo does not fit the shared tile: per-element kernels (32- and
+    # 64-bit index variants)
     "dw_tall_dilation": Case(2, 1, 4, 4, (205, 10), (3, 3), dilation=(100, 1), groups=4,
                              layout="channels_last"),
+    "dw_wide_dilation": Case(2, 1, 2, 2, (125, 125), (3, 3), (1, 2), dilation=(60, 60),
+                             groups=2),
+    "dw_wide_dilation_index64": Case(2, 1, 2, 4, (125, 125), (3, 3), (2, 1), dilation=(60, 60),
+                                     groups=2, layout="strided", index64=True),
     "dw_empty_batch": Case(2, 0, 4, 4, (7, 7), (3, 3), padding=(1, 1), groups=4),
     # 1D
     "dw1d_causal_k2": c1(2, 8, 8, 37, 2, p=1, g=8),
@@ -307,6 +341,21 @@ def test_depthwise_same_bits_on_any_gpu(emu, name):
             assert torch.equal(one, seven), (what, dtype, (one.double() - seven).abs().max())
 
 
+@pytest.mark.parametrize("name", ["dw3_s2", "dw3_s2_cl", "dw7_s2_cl", "dw1d_s2_k4_cl",
+                                  "dw3_stride_gt_kernel", "dw3_mult2", "dw3_mult2_s2_cl",
+                                  "dw5_mult3_cropped", "dw1d_mult2_s2_cl"])
+def test_depthwise_takes_the_tiled_kernels(emu, name):
+    """Strided grad_input and channel multipliers > 1 run on the tiled
+    kernels (forward, grad_input and grad_weight), not the per-element ones."""
+    before = Counter(emu.launch_counts())
+    run_case(emu, CASES[name], torch.float32)
+    ran = " ".join(Counter(emu.launch_counts()) - before)
+    for kernel in ("dw_forward_kernel", "dw_grad_input_kernel", "dw_grad_weight_kernel"):
+        assert f"::{kernel}<" not in ran, (kernel, ran)
+    for kernel in ("dw_tile_kernel", "dw_tile_grad_input_kernel", "dw_tile_grad_weight_kernel"):
+        assert f"::{kernel}<" in ran, (kernel, ran)
+
+
 def igemm_blocks(emu):
     return sum(n for k, n in emu.block_counts().items() if "igemm_kernel" in k)
 
@@ -342,12 +391,18 @@ def test_every_kernel_config_ran(emu):
                 assert f"::{kernel}<{dtype}, {index}>" in names, (kernel, dtype, index)
         for taps in ("3, 3", "5, 5", "7, 7", "1, 2", "1, 3", "1, 4", "0, 0"):
             assert f"::dw_tile_kernel<{dtype}, {taps}>" in names, (dtype, taps)
+            assert f"::dw_tile_grad_input_kernel<{dtype}, {taps}>" in names, (dtype, taps)
             if taps != "0, 0":
                 assert f"::dw_tile_grad_weight_kernel<{dtype}, {taps}>" in names, (dtype, taps)
     for tile in ("TileCfg<64, 64, 16, 4, 4>", "TileCfg<128, 128, 8, 8, 8>"):
         assert tile in names
     for dtype in ("c10::Half", "c10::BFloat16"):  # plain_cl: the tensor-core grad_input
-        assert f"::igemm_mma_grad_input_kernel<{dtype}>" in names, dtype
+        assert any("::igemm_mma_grad_input_kernel<" in k and f"MmaPolicy<{dtype}," in k
+                   for k in LAUNCHES), dtype
+        # and grad_weight: plain_cl 64x64, grouped_cl_mma 128x128 (float: TF32 is off
+        # here; test_cuda_mma_wgrad.py checks its instantiations ran)
+        for tile in ("64, 64, 2, 2, 3, 4", "128, 128, 2, 4, 3, 2"):
+            assert f"::igemm_mma_wgrad_kernel<KMajorPolicy<{dtype}, {tile}> >" in names, tile
     path = os.path.join(cuda_emulator.build_dir(), "launches.txt")
     with open(path, "w") as f:
         for k, n in sorted(LAUNCHES.items()):

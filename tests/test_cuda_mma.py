@@ -364,21 +364,26 @@ def run_forward(emu, case, dtype, tf32_check=False):
     return launches(emu) - before, out
 
 
-def assert_tf32(out, case, ref, mag, k):
+def assert_tf32_result(out, ref, mag, ref_tf32, k, what):
     """TF32 ran: within the bound of 10-bit-mantissa operands (cvt.rna: each
     within 2^-11 relative, so each product within about 2^-10 |a||b|) plus
-    float32 accumulation of the exact result; within the float32 bound of
-    the product of the rounded operands; and nearer to that than to the
-    exact result (full float32 products would be the other way round)."""
+    float32 accumulation of the exact result `ref` (sums of k products, |.|
+    sums `mag`); within the float32 bound of `ref_tf32`, the same sums of the
+    rounded operands' products; and nearer to that than to the exact result
+    (full float32 products would be the other way round)."""
     tol = bound(ref, mag, k, torch.float32) + 2 * 2.0 ** -11 * mag
     err = (out.double() - ref).abs()
-    assert (err <= tol).all(), f"TF32: max error {err.max():.3g}"
+    assert (err <= tol).all(), f"{what} TF32: max error {err.max():.3g}"
+    assert_within(out, ref_tf32, mag, k, torch.float32, f"{what} TF32 vs rounded operands")
+    assert (out.double() - ref_tf32).abs().sum() < err.sum(), f"{what}: full float32 products"
+
+
+def assert_tf32(out, case, ref, mag, k):
     x, w, b, params, _, _ = conv_ref(case, torch.float32)
     conv = getattr(torch.nn.functional, f"conv{case.conv.dims}d")
     ref_tf32 = conv(rna_tf32(x).double(), rna_tf32(w).double(),
                     None if b is None else b.double(), *params)
-    assert_within(out, ref_tf32, mag, k, torch.float32, "TF32 vs rounded operands")
-    assert (out.double() - ref_tf32).abs().sum() < err.sum(), "full float32 products"
+    assert_tf32_result(out, ref, mag, ref_tf32, k, "forward")
 
 
 def one_launch(got, dtype, tile):
@@ -457,10 +462,15 @@ def test_mma_forward_not_for_double(emu):
     assert sum(got.values()) == 0
 
 
-def test_mma_every_forward_tile_ran(emu):
-    """Each of the 12 instantiations (4 tiles x f16, bf16, float) launched."""
-    if not MMA_RAN:
+def assert_every_tile_ran(ran):
+    """Each of the 12 instantiations (4 tiles x f16, bf16, float) of a kernel
+    is among the launched names `ran`."""
+    if not ran:
         pytest.skip("run together with the tests above")
     for t in T_NAMES.values():
         for tile in TILES:
-            assert any(f"MmaPolicy<{t}, {tile}>" in k for k in MMA_RAN), (t, tile)
+            assert any(f"MmaPolicy<{t}, {tile}>" in k for k in ran), (t, tile)
+
+
+def test_mma_every_forward_tile_ran(emu):
+    assert_every_tile_ran(MMA_RAN)

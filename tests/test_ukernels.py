@@ -229,31 +229,36 @@ def test_taps_dot(isa, dtype):
 @pytest.mark.parametrize("dtype", ROW_DTYPES, ids=dtype_name)
 @pytest.mark.parametrize("isa", RUN)
 def test_vtaps_row_and_acc(isa, dtype):
-    """Channels-last rows: out[i] = init[i] + sum_t w[t][i] src[t][i] and
-    acc[t][i] += g[i] src[t][i], exactly for i < n (nothing past n written)."""
+    """Channels-last rows of np pixels (one after the other, n channels each):
+    out[p][i] = init[i] + sum_t w[t][i] src[t][p][i] and
+    acc[t][i] += sum_p g[p][i] src[t][p][i], exactly for i < n, p < np
+    (nothing past them written); np covers the 8- and 4-pixel blocks and
+    their tails."""
     eps = accum_eps(dtype)
     for n in ROW_LENGTHS:
-        for ntaps in (1, 4, 9):
-            gen, src = row_inputs(n, ntaps, dtype, seed=n * 10 + ntaps)
+        for ntaps, np_ in ((1, 1), (4, 13), (9, 8), (9, 3), (25, 5)):
+            gen, src = row_inputs(n, ntaps, dtype, seed=n * 10 + ntaps, length=np_ * n + 5)
+            s3 = src[:, :np_ * n].double().view(ntaps, np_, n)
             w = torch.randn(ntaps, n, generator=gen, dtype=torch.float64).to(dtype)
             init = torch.randn(n, generator=gen, dtype=torch.float64).to(dtype)
-            out = torch.full((n + 9,), -123.0, dtype=dtype)
-            _C._ukernel_vtaps_row(isa, out, n, src, w, init)
-            prod = w.double() * src.double()
+            out = torch.full((np_ * n + 9,), -123.0, dtype=dtype)
+            _C._ukernel_vtaps_row(isa, out, n, np_, src, w, init)
+            prod = w.double()[:, None, :] * s3
             ref = init.double() + prod.sum(0)
             bound = (ntaps + 2) * eps * (init.double().abs() + prod.abs().sum(0))
-            assert_close_bound(out[:n], ref, bound, f"{isa} vtaps_row n={n} ntaps={ntaps}")
-            assert (out[n:] == -123.0).all(), f"{isa}: vtaps_row wrote past n"
+            what = f"{isa} n={n} ntaps={ntaps} np={np_}"
+            assert_close_bound(out[:np_ * n].view(np_, n), ref, bound, "vtaps_row " + what)
+            assert (out[np_ * n:] == -123.0).all(), f"vtaps_row wrote past np*n: {what}"
 
-            g = torch.randn(n, generator=gen, dtype=torch.float64).to(dtype)
+            g = torch.randn(np_ * n, generator=gen, dtype=torch.float64).to(dtype)
             acc0 = torch.randn(ntaps, n + 3, generator=gen, dtype=torch.float64).to(dtype)
             acc = acc0.clone()
-            _C._ukernel_vtaps_acc(isa, acc, n, g, src)
-            prod = g.double()[None, :] * src.double()
-            ref = acc0[:, :n].double() + prod
-            bound = 2 * eps * (acc0[:, :n].double().abs() + prod.abs())
-            assert_close_bound(acc[:, :n], ref, bound, f"{isa} vtaps_acc n={n} ntaps={ntaps}")
-            assert torch.equal(acc[:, n:], acc0[:, n:]), f"{isa}: vtaps_acc wrote past n"
+            _C._ukernel_vtaps_acc(isa, acc, n, np_, g, src)
+            prod = g.double().view(1, np_, n) * s3
+            ref = acc0[:, :n].double() + prod.sum(1)
+            bound = (np_ + 2) * eps * (acc0[:, :n].double().abs() + prod.abs().sum(1))
+            assert_close_bound(acc[:, :n], ref, bound, "vtaps_acc " + what)
+            assert torch.equal(acc[:, n:], acc0[:, n:]), f"vtaps_acc wrote past n: {what}"
 
 
 def test_bad_calls_raise():

@@ -108,9 +108,10 @@ def row_errors(row, device):
             torch.cuda.empty_cache()
 
 
-def timed_pair(fns, threads, timing_opts, flops=None, peak=None):
+def timed_pair(fns, threads, timing_opts, flops=None, peak=None, nbytes=None, bandwidth=None):
     """Times {"convext": fn, "native": fn} interleaved; adds ratio and, given
-    the work in FLOPs, GFLOP/s and % of peak."""
+    the work in FLOPs, GFLOP/s and % of peak; given the bytes moved (memory-
+    bound shapes), GB/s and % of the measured bandwidth."""
     t = timing.interleaved(fns, threads, **timing_opts)
     cx, nat = t["convext"]["median"], t["native"]["median"]
     entry = {"convext": t["convext"], "native": t["native"], "ratio": cx / nat,
@@ -118,13 +119,18 @@ def timed_pair(fns, threads, timing_opts, flops=None, peak=None):
     if flops:
         entry.update(gflops_convext=flops / cx / 1e9, gflops_native=flops / nat / 1e9,
                      pct_peak_convext=100 * flops / cx / 1e9 / peak if peak else None)
+    if nbytes:
+        entry.update(bytes=nbytes, gbs_convext=nbytes / cx / 1e9, gbs_native=nbytes / nat / 1e9,
+                     pct_bandwidth_convext=100 * nbytes / cx / 1e9 / bandwidth
+                     if bandwidth else None)
     return entry
 
 
 def bench_shape(shape, dtype, device, layout, directions, threads, timing_opts, peak,
-                tol=None):
+                tol=None, bandwidth=None):
     """Returns the row dict; a failing shape gets its error in the row.
-    tol: the gate's tolerance (default: the dtype's without TF32)."""
+    tol: the gate's tolerance (default: the dtype's without TF32).
+    bandwidth: GB/s, for the memory-bound (depthwise) shapes' % column."""
     batch = shape.batch_for(device)
     flops = shape.flops_fwd(batch)
     row = {"shape": shape.name, "desc": shape.describe(), "dims": shape.dims, "batch": batch,
@@ -140,7 +146,10 @@ def bench_shape(shape, dtype, device, layout, directions, threads, timing_opts, 
             row["scratch"] = scratch(convs["convext"], x, w, b, go)
         for direction in directions:
             fns = {impl: direction_fn(convs[impl], direction, x, w, b, go) for impl in IMPLS}
+            nbytes = (shape.min_bytes(batch, dtype.itemsize)[direction]
+                      if shape.memory_bound() else None)
             row["timings"][direction] = timed_pair(
-                fns, threads, timing_opts, flops * FLOP_FACTOR[direction], peak)
+                fns, threads, timing_opts, flops * FLOP_FACTOR[direction], peak, nbytes,
+                bandwidth)
             del fns  # frees the retained graphs before the next direction
     return row

@@ -6,12 +6,14 @@ later be compared with a bandwidth roofline. Nothing here runs a kernel.
 convext.bench.suites.Shape (batch: its CUDA batch), a torch dtype (or its
 name), "nchw" or "channels_last" and "forward", "grad_input" or
 "grad_weight", and returns a dict:
-  path        which kernel runs: "tile THxTWxCB" (outputs x channels per block),
-              "per-element" or "per-tap split-sum" (the fallbacks)
+  path        which kernel runs: "tile THxTWxCB" (outputs x channels per block;
+              strided grad_input: points of its stride lattice x the
+              phases), "per-element" or "per-tap split-sum" (the fallbacks)
   min_bytes   the compulsory HBM traffic: every operand read once, the result
               written once (weights and bias included)
   kernel_bytes what the kernel requests from memory: tile kernels re-read
-              their halo (the staged tile, in 16-byte rows when aligned);
+              their halo (the staged tile, in 16-byte rows when aligned;
+              grad_weight with a multiplier m stages each tile m times);
               per-element kernels request taps loads per result; grad_weight
               its partial sums too (per-tap fallback: both operands per tap)
   hbm_s       min_bytes / the HBM bandwidth (3.35 TB/s, H100 SXM): the time
@@ -43,13 +45,13 @@ def _pow2_at_least(n):
     return p
 
 
-def _plan_shape(IH, IW, OH, OW, cb, kernel, stride, dilation, elem, vec):
-    """plan_shape in depthwise_tile.cuh: (TH, TW, staged rows, row pitch) or None."""
-    KH, KW = kernel
+def _plan_shape(OH, OW, cb, halo, stride, elem, vec, sc):
+    """plan_shape in depthwise_tile.cuh: (TH, TW, staged rows, row pitch,
+    staged tile rows, cols) or None."""
+    hh, hw = halo
     sh, sw = stride
-    dh, dw = dilation
     V = 16 // elem
-    vec = vec and cb % (V if cb > 1 else 1) == 0
+    vec = vec and (cb * sc % V == 0 if cb > 1 else True)
     P = _THREADS // cb
     if OH == 1:
         bx = min(P, _pow2_at_least(OW))
@@ -60,35 +62,43 @@ def _plan_shape(IH, IW, OH, OW, cb, kernel, stride, dilation, elem, vec):
         px = min(max(math.ceil(OW / bx), 1), 2) if cb > 1 else 1
         py = min(max(math.ceil(OH / by), 1), 8 if cb > 1 else 4)
     cap = _SMEM_BYTES // elem
+    best, best_eff = None, 0.0
+    for py_ in _halvings(py):
+        for px_ in _halvings(px):
+            TH, TW = by * py_, bx * px_
+            iht = (TH - 1) * sh + hh + 1
+            iwt = (TW - 1) * sw + hw + 1
+            if cb > 1:
+                rows, ld, planes = iht * iwt, cb * sc, 1
+            else:
+                step = V if vec else 1
+                rows, ld, planes = iht, math.ceil((iwt + step - 1) / step) * step, sc
+            eff = TH * TW / (rows * ld * planes)
+            if rows * ld * planes <= cap and eff > best_eff:
+                best, best_eff = (TH, TW, rows, ld * planes, iht, iwt), eff
+    return best
+
+
+def _halvings(n):
+    """n, then halved (rounding up) down to 1."""
     while True:
-        TH, TW = by * py, bx * px
-        iht = (TH - 1) * sh + (KH - 1) * dh + 1
-        iwt = (TW - 1) * sw + (KW - 1) * dw + 1
-        if cb > 1:
-            rows, ld = iht * iwt, cb
-        else:
-            step = V if vec else 1
-            rows, ld = iht, math.ceil((iwt + step - 1) / step) * step
-        if rows * ld <= cap:
-            return TH, TW, rows, ld, iht, iwt
-        if py > 1:
-            py = (py + 1) // 2
-        elif px > 1:
-            px = (px + 1) // 2
-        else:
-            return None
+        yield n
+        if n == 1:
+            return
+        n = (n + 1) // 2
 
 
-def plan_tile(IH, IW, OH, OW, C, kernel, stride, padding, dilation, elem, channels_fastest,
-              vec):
-    """The tile plan_tile in depthwise_tile.cuh picks, or None (per-element
-    kernel). Returns (cb, TH, TW, input positions staged from memory by the
-    tiles of one image and channel, tiles per image): staged positions
-    outside the image are zero-filled, not loaded, and not counted."""
+def plan_tile(IH, IW, OH, OW, C, halo, stride, padding, elem, channels_fastest, vec, sc=1):
+    """The tile plan_tile in depthwise_tile.cuh picks for staging an IH x IW
+    source (sc source channels per channel) and tiling OH x OW positions, or
+    None (per-element kernel). Returns (cb, TH, TW, source positions staged
+    from memory by the tiles of one image and source channel, tiles per
+    image): staged positions outside the image are zero-filled, not loaded,
+    and not counted."""
     cb0 = min(_MAX_CHAN_BLOCK, _pow2_at_least(C)) if channels_fastest else 1
     best, best_eff, cb = None, 0.0, cb0
     while cb >= min(cb0, 32 // elem):
-        shape = _plan_shape(IH, IW, OH, OW, cb, kernel, stride, dilation, elem, vec)
+        shape = _plan_shape(OH, OW, cb, halo, stride, elem, vec, sc)
         if shape is not None:
             TH, TW, rows, ld = shape[:4]
             eff = TH * TW * cb / (rows * ld)
@@ -118,64 +128,73 @@ def depthwise_bytes(case, dtype, layout="nchw", direction="forward"):
     assert case.groups == case.cin > 1 and not case.transposed, case.name
     N = case.batch_for("cuda")
     C, OC = case.cin, case.cout
+    mult = OC // C
     size, out = list(case.size), list(case.out_size())
     if case.dims == 1:  # 1D convs run as 2D with H = 1
         size, out = [1] + size, [1] + out
     kernel = (1,) * (2 - case.dims) + tuple(case.kernel)
     stride = (1,) * (2 - case.dims) + tuple(case.stride)
     dil = (1,) * (2 - case.dims) + tuple(case.dilation)
+    pad = (0,) * (2 - case.dims) + tuple(case.padding)
     taps = math.prod(kernel)
     x_bytes = N * C * math.prod(size) * elem
     y_bytes = N * OC * math.prod(out) * elem
     w_bytes = OC * taps * elem
     cl = layout == "channels_last"
-    # cl: C % V == 0 makes the pixel stride a whole number of vectors; nchw:
-    # the row stride W (1D: the length).
     V = 16 // elem
-    vec = C % V == 0 if cl else size[-1] % V == 0
-    one_stride = all(s == 1 for s in stride)
+    kind = "taps %dx%d" % kernel if kernel in _FIXED_TAPS else "runtime taps"
 
-    pad = (0,) * (2 - case.dims) + tuple(case.padding)
-    flipped = tuple((k - 1) * d - p for k, d, p in zip(kernel, dil, pad))
+    def vec_ok(channels, width):
+        """16-byte loads of a source with `channels` channels: channels_last,
+        a whole number of vectors per position; nchw, per row."""
+        return channels % V == 0 if cl else width % V == 0
 
-    def tiled(IH, IW, OH, OW, st, padding):
-        """(path, bytes staged from memory) of the tiled kernel, or None."""
-        plan = plan_tile(IH, IW, OH, OW, C, kernel, st, padding, dil, elem, cl, vec)
-        if plan is None:
-            return None
-        cb, TH, TW, staged, tiles = plan
-        kind = "taps %dx%d" % kernel if kernel in _FIXED_TAPS else "runtime taps"
-        return f"tile {TH}x{TW}x{cb}ch, {kind}", N * C * staged * elem, cb, tiles
+    def forward_tiles():
+        halo = tuple((k - 1) * d for k, d in zip(kernel, dil))
+        return plan_tile(*size, *out, C, halo, stride, pad, elem, cl, vec_ok(C, size[-1]))
 
     r = None
     if direction == "forward":
         b_bytes = OC * elem
-        t = tiled(*size, *out, stride, pad) if OC == C else None
-        if t:
-            r = dict(path=t[0], min_bytes=x_bytes + y_bytes + w_bytes + b_bytes,
-                     kernel_bytes=t[1] + y_bytes + w_bytes + b_bytes)
+        t = forward_tiles()
+        if t:  # the input tile staged once for the mult outputs of its channel
+            cb, TH, TW, staged, _ = t
+            r = dict(path=f"tile {TH}x{TW}x{cb}ch, {kind}",
+                     min_bytes=x_bytes + y_bytes + w_bytes + b_bytes,
+                     kernel_bytes=N * C * staged * elem + y_bytes + w_bytes + b_bytes)
         else:
             r = dict(path="per-element", min_bytes=x_bytes + y_bytes + w_bytes + b_bytes,
                      kernel_bytes=y_bytes + N * OC * math.prod(out) * taps * 2 * elem)
     elif direction == "grad_input":
-        t = tiled(*out, *size, (1, 1), flipped) if OC == C and one_stride else None
+        # tiles of grad_in's stride lattice; grad_out (all mult channels of an
+        # input channel) staged once (grad_input_geometry in depthwise_cuda.cu)
+        first = [p // s for p, s in zip(pad, stride)]
+        lattice = [(n - 1 + p) // s - a + 1 for n, p, s, a in zip(size, pad, stride, first)]
+        halo = tuple((k - 1) * d // s for k, d, s in zip(kernel, dil, stride))
+        shift = tuple(h - a for h, a in zip(halo, first))
+        t = plan_tile(*out, *lattice, C, halo, (1, 1), shift, elem, cl,
+                      vec_ok(OC, out[-1]), sc=mult)
         if t:
-            r = dict(path=t[0], min_bytes=x_bytes + y_bytes + w_bytes,
-                     kernel_bytes=t[1] + x_bytes + w_bytes)
+            cb, TH, TW, staged, _ = t
+            phases = math.prod(stride)
+            path = f"tile {TH}x{TW}x{cb}ch" + (f" x {phases} phases" if phases > 1 else "")
+            r = dict(path=f"{path}, {kind}", min_bytes=x_bytes + y_bytes + w_bytes,
+                     kernel_bytes=N * OC * staged * elem + x_bytes + w_bytes)
         else:
             per = max(1, taps // math.prod(stride))
             r = dict(path="per-element", min_bytes=x_bytes + y_bytes + w_bytes,
-                     kernel_bytes=x_bytes + N * C * math.prod(size) * per * 2 * elem)
+                     kernel_bytes=x_bytes + N * OC * math.prod(size) * per * 2 * elem)
     elif direction == "grad_weight":
-        t = tiled(*size, *out, stride, pad) if OC == C and kernel in _FIXED_TAPS else None
-        if t:  # tiles of the input, a fixed set per block
-            path, staged, cb, tiles = t
+        t = forward_tiles() if kernel in _FIXED_TAPS else None
+        if t:  # tiles of the input, a fixed set per block, once per multiplier output
+            cb, TH, TW, staged, tiles = t
             chunks = math.ceil(C / cb)
-            splits = min(max(math.ceil(_GRAD_WEIGHT_BLOCKS / chunks), 1), max(N * tiles, 1))
-            part = splits * C * taps * acc
-            r = dict(path=f"{path.split(',')[0]}, {splits} splits",
+            splits = min(max(math.ceil(_GRAD_WEIGHT_BLOCKS / (chunks * mult)), 1),
+                         max(N * tiles, 1))
+            part = splits * OC * taps * acc
+            r = dict(path=f"tile {TH}x{TW}x{cb}ch, {splits} splits",
                      min_bytes=x_bytes + y_bytes + w_bytes + 2 * part,
-                     kernel_bytes=staged + y_bytes + w_bytes + 2 * part)
+                     kernel_bytes=mult * N * C * staged * elem + y_bytes + w_bytes + 2 * part)
         else:  # a block per (channel, tap, slice of the positions)
             R = N * math.prod(out)
             want = math.ceil(_GRAD_WEIGHT_BLOCKS / (OC * taps))

@@ -6,6 +6,7 @@ import platform
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -71,6 +72,22 @@ def cpu_peak(dtype, threads):
     return per_core * used, (f"measured: {per_core:.1f} GFLOP/s of convext's {kernel} "
                              f"{convext.cpu_isa()} microkernel on cache-resident data per core "
                              f"x {used} cores")
+
+
+def cpu_bandwidth(threads, mib=64, rounds=5):
+    """(GB/s, how): the best of `rounds` copies of a `mib` MiB float32 tensor
+    (read + write counted) with `threads` threads, measured now: the memory
+    roofline the depthwise kernels are held to."""
+    torch.set_num_threads(threads)
+    src = torch.ones(mib * 2**18)
+    dst = torch.empty_like(src)
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        dst.copy_(src)
+        best = min(best, time.perf_counter() - start)
+    gbs = 2 * src.numel() * 4 / best / 1e9
+    return gbs, f"measured: best of {rounds} copies of {mib} MiB (read + write), {threads} threads"
 
 
 def gpu_peak(dtype, name, tf32=False):

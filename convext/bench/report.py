@@ -98,7 +98,8 @@ def shape_table(rows, directions):
     headers = ["shape", "N"]
     for d in directions:
         headers += [f"{SHORT[d]} cx", f"{SHORT[d]} nat", f"{SHORT[d]} ratio"]
-    headers += [f"cx GF/s {SHORT[head]}", "%peak", "scratch/out f,b", "check"]
+    headers += [f"cx GF/s {SHORT[head]}", "%peak", f"cx GB/s {SHORT[head]}", "%bw",
+                "scratch/out f,b", "check"]
     table = []
     for row in rows:
         name = row["shape"] if _ok(row) else "!! " + row["shape"]
@@ -110,7 +111,10 @@ def shape_table(rows, directions):
         t = row["timings"].get(head)
         pct = t and t.get("pct_peak_convext")
         cells += [f"{t['gflops_convext']:.1f}" if t else "-",
-                  f"{pct:.0f}%" if pct is not None else "-", _scratch_cell(row), _status(row)]
+                  f"{pct:.0f}%" if pct is not None else "-"]
+        bw = t and t.get("pct_bandwidth_convext")
+        cells += [f"{t['gbs_convext']:.1f}" if t and t.get("gbs_convext") else "-",
+                  f"{bw:.0f}%" if bw is not None else "-", _scratch_cell(row), _status(row)]
         table.append(cells)
     return headers, table
 
@@ -173,6 +177,10 @@ def _sections(result):
             footer.append(_geomean_line(cross, directions,
                                         "convext(channels_last)/native(NCHW)"))
         footer.append(_peak_line(dtype, s["peak"].get(dtype, {})))
+        if bw := s.get("bandwidth"):
+            footer.append(f"bandwidth: {bw['gbs']:.1f} GB/s ({bw['how']}); GB/s and %bw only "
+                          "for depthwise shapes: the bytes each direction must move, every "
+                          "tensor once")
         if line := _scratch_line(scratch_worst(rows)):
             footer.append(line)
         yield (title, *shape_table(rows, directions), footer)

@@ -156,6 +156,8 @@ def _plan(args, device, tf32_on=False):
         "flops": "fwd = 2*N*OC*prod(out)*Cin/groups*prod(kernel) (bias not counted); "
                  "bwd = 2x fwd (grad_input + grad_weight); fwd+bwd = 3x fwd",
         "peak": {d: {"gflops": g, "how": how} for d, (g, how) in peaks.items()},
+        "bandwidth": dict(zip(("gbs", "how"), machine.cpu_bandwidth(args.threads)))
+        if device == "cpu" else None,
         "tolerance": {d: correctness.tolerance(DTYPES[d], tf32_on) for d in dtypes},
     }
     return settings, shapes
@@ -176,7 +178,8 @@ def _measure(settings, shapes, device, args):
         progress.step(what)
         rows.append(cases.bench_shape(
             shape, DTYPES[dtype], device, layout, settings["directions"], args.threads,
-            timing_opts, settings["peak"][dtype]["gflops"], settings["tolerance"][dtype]))
+            timing_opts, settings["peak"][dtype]["gflops"], settings["tolerance"][dtype],
+            (settings.get("bandwidth") or {}).get("gbs")))
         _report_row(progress, rows[-1], what)
     for case, dtype, layout in model_plan:
         what = f"model {case.name} {dtype} {layout}"

@@ -50,6 +50,21 @@ class Shape:
         return (2 * batch * self.cout * math.prod(self.out_size()) * (self.cin // self.groups)
                 * math.prod(self.kernel))
 
+    def min_bytes(self, batch, itemsize):
+        """Bytes each direction must move at least, every tensor once: fwd reads
+        input and weight and writes the output; bwd reads grad_output, input
+        and weight and writes grad_input and grad_weight; fwd+bwd both."""
+        x = batch * self.cin * math.prod(self.size)
+        out = batch * self.cout * math.prod(self.out_size())
+        w = math.prod(self.weight_shape())
+        fwd, bwd = (x + w + out) * itemsize, (out + 2 * x + 2 * w) * itemsize
+        return {"fwd": fwd, "bwd": bwd, "fwdbwd": fwd + bwd}
+
+    def memory_bound(self):
+        """Depthwise (one input channel per group): a few FLOPs per byte, held
+        to the bandwidth rather than the FMA peak."""
+        return not self.transposed and self.groups > 1 and self.groups == self.cin
+
     def input_shape(self, batch):
         return (batch, self.cin, *self.size)
 

@@ -12,7 +12,9 @@
 #include "ops/cpu/conv_path.h"
 #include "ops/cpu/conv_taps.h"
 #include "ops/cpu/depthwise_cpu.h"
+#include "ops/cpu/grouped_conv_cpu.h"
 #include "ops/cpu/nhwc_conv_cpu.h"
+#include "ops/cpu/small_c_conv_cpu.h"
 #include "ops/cpu/gemm/gemm.h"
 #include "ops/cpu/gemm/gemm_task.h"
 #include "ops/cpu/gemm/pack.h"
@@ -121,6 +123,8 @@ void CpuKernels::forward(const at::Tensor& input, const at::Tensor& weight,
       case CpuPath::kDepthwiseNhwc:
         return depthwise_nhwc_forward<scalar_t>(input, weight, bias, out, s);
       case CpuPath::kDepthwise: return depthwise_forward<scalar_t>(input, weight, bias, out, s);
+      case CpuPath::kSmallC: return small_c_forward(input, weight, bias, out, s);
+      case CpuPath::kGrouped: return grouped_forward<scalar_t>(input, weight, bias, out, s);
       case CpuPath::kNhwc: return nhwc_forward(input, weight, bias, out, s);
       default:
         return with_ukernel<scalar_t>([&](const auto& uk) {

@@ -17,7 +17,9 @@
 #include "ops/cpu/conv_path.h"
 #include "ops/cpu/conv_taps.h"
 #include "ops/cpu/depthwise_cpu.h"
+#include "ops/cpu/grouped_conv_cpu.h"
 #include "ops/cpu/nhwc_conv_cpu.h"
+#include "ops/cpu/small_c_conv_cpu.h"
 #include <optional>
 
 #include "ops/cpu/gemm/gemm.h"
@@ -150,6 +152,9 @@ void CpuKernels::grad_input(const at::Tensor& grad_out, const at::Tensor& weight
         return depthwise_nhwc_grad_input<scalar_t>(grad_out, weight, grad_in, s);
       case CpuPath::kDepthwise:
         return depthwise_grad_input<scalar_t>(grad_out, weight, grad_in, s);
+      case CpuPath::kSmallC: return small_c_grad_input(grad_out, weight, grad_in, s);
+      case CpuPath::kGrouped:
+        return grouped_grad_input<scalar_t>(grad_out, weight, grad_in, s);
       case CpuPath::kNhwc: return nhwc_grad_input(grad_out, weight, grad_in, s);
       default:
         return with_ukernel<scalar_t>([&](const auto& uk) {

@@ -6,7 +6,9 @@
 
 #include "ops/cpu/conv_taps.h"
 #include "ops/cpu/gemm/staging.h"
+#include "ops/cpu/grouped_conv_cpu.h"
 #include "ops/cpu/nhwc_conv_cpu.h"
+#include "ops/cpu/small_c_conv_cpu.h"
 #include "ops/cpu/ukernels/microkernel.h"
 
 namespace convext {
@@ -76,6 +78,12 @@ CpuPath select_path(ConvDirection dir, const ConvShape& s, const at::Tensor& a,
                     const at::Tensor& b) {
   if (depthwise_direct(s))
     return depthwise_nhwc_applies(a, b, s) ? CpuPath::kDepthwiseNhwc : CpuPath::kDepthwise;
+  // Few input channels: the GEMM paths' panels and packing are sized for
+  // long reductions and wide channel runs (the RGB stem ran 2-8x native).
+  if (small_c_applies(s)) return CpuPath::kSmallC;
+  // Small groups: the direct grouped conv, before the GEMMs whose tiles a
+  // group of a few channels leaves mostly empty.
+  if (grouped_applies(dir, s, a.scalar_type(), channels_innermost(a))) return CpuPath::kGrouped;
   if (nhwc_applies(dir, s, a, b)) return CpuPath::kNhwc;
   switch (dir) {
     case ConvDirection::kForward: return forward_gemm_path(s, a);
@@ -89,6 +97,8 @@ const char* path_name(CpuPath path) {
   switch (path) {
     case CpuPath::kDepthwiseNhwc: return "depthwise_nhwc";
     case CpuPath::kDepthwise: return "depthwise";
+    case CpuPath::kSmallC: return "small_c";
+    case CpuPath::kGrouped: return "grouped";
     case CpuPath::kNhwc: return "nhwc";
     case CpuPath::kPointwise: return "pointwise";
     case CpuPath::kStaged: return "staged";

@@ -7,6 +7,15 @@
 //                   innermost (unit channel stride): vectorised over channels
 //   depthwise       other depthwise-style convs whose padding is small next
 //                   to the sizes: phase-split zero-padded planes
+//   small_c         groups == 1 and at most 4 input channels (image stems,
+//                   waveform front ends), every direction and layout: short
+//                   reductions with dedicated packing (small_c_conv_cpu.h)
+//   grouped         groups of at most 32 channels in and out, not depthwise
+//                   (grad_input: stride 1), while its row buffers fit in the
+//                   output's size: a direct conv vectorised over output
+//                   channels, several small groups per vector
+//                   (grouped_conv_cpu.h), where per-group GEMMs run mostly
+//                   empty tiles
 //   nhwc            not depthwise, the source tensor(s) channels innermost:
 //                   forward/grad_input as an indirect GEMM reading pixels'
 //                   channel runs in place, when an igemm kernel exists for
@@ -31,7 +40,9 @@
 namespace convext {
 namespace cpu {
 
-enum class CpuPath { kDepthwiseNhwc, kDepthwise, kNhwc, kPointwise, kStaged, kGather };
+enum class CpuPath {
+  kDepthwiseNhwc, kDepthwise, kSmallC, kGrouped, kNhwc, kPointwise, kStaged, kGather
+};
 enum class ConvDirection { kForward, kGradInput, kGradWeight };
 
 // `a` and `b` are the 4D (N, C, H, W) views whose layouts matter:

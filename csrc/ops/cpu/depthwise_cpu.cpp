@@ -1,10 +1,11 @@
 // Depthwise kernels (one input channel per group, any channel multiplier).
 //
-// Each task copies one channel plane into a zero-padded op-math buffer laid
-// out so that every tap of an output row is a unit-stride run of it: for a
-// stride s the padded row is split into s phase rows, P_r[x] = P[s*x + r].
-// The inner loops are then the vectorised row microkernels taps_row (sum of
-// taps) and taps_dot (per-tap dot products), with no bounds checks.
+// Each task copies one channel plane into a zero-padded op-math buffer split
+// by both strides into phase planes (PhasePlane), so that every tap reads a
+// unit-stride run for the whole plane at once: the inner loops are the
+// vectorised row microkernels taps_row (sum of taps) and taps_dot (per-tap
+// dot products) over the plane, with no bounds checks. A stride-1
+// grad_input is the same correlation of grad_output with flipped taps.
 
 #include "ops/cpu/depthwise_cpu.h"
 
@@ -23,52 +24,71 @@ namespace convext {
 namespace cpu {
 namespace {
 
-// A zero-padded channel plane of the input, phase-split by the conv's
-// width stride, giving the source run of each tap for an output row.
+// A zero-padded channel plane split by both strides into sh*sw phase
+// planes of X = ceil(PW/sw) columns, phase (rh, rw) holding padded pixels
+// (y*sh + rh, x*sw + rw). Output (oh, ow) then reads tap (kh, kw) at
+// index oh*X + ow + tap_off[t] of the flat buffer, so the whole plane's
+// output, computed on a grid of X columns (ow >= OW discarded), is one
+// unit-stride run per tap: one row-kernel call per plane, full vectors even
+// for 7x7 planes, no gathers for strided convs.
 template <typename T>
-struct InputPlane {
+struct PhasePlane {
   const ConvShape& s;
-  int64_t PH, PW, sub;  // padded size, length of a phase row
+  int64_t X, Y;  // a phase plane's columns and rows
   ScratchVector<T> data;
-  std::vector<int64_t> tap_off;  // tap's run, relative to its output row's start
+  std::vector<int64_t> tap_off;
 
-  explicit InputPlane(const ConvShape& shape)
-      : s(shape), PH(shape.H + 2 * shape.ph), PW(shape.W + 2 * shape.pw),
-        sub(ceil_div(PW, shape.sw)),
-        data(PH * shape.sw * sub + kRowSlack, T(0)), tap_off(shape.taps()) {
-    for (int64_t kh = 0; kh < s.KH; ++kh) {
+  explicit PhasePlane(const ConvShape& shape)
+      : s(shape), X(ceil_div(shape.W + 2 * shape.pw, shape.sw)),
+        Y(ceil_div(shape.H + 2 * shape.ph, shape.sh)),
+        // Discarded columns of the last rows read up to X + kRowSlack past
+        // the last phase plane (OH + (KH-1)*dh/sh <= Y).
+        data(shape.sh * shape.sw * Y * X + X + kRowSlack, T(0)), tap_off(shape.taps()) {
+    for (int64_t kh = 0; kh < s.KH; ++kh)
       for (int64_t kw = 0; kw < s.KW; ++kw) {
-        const int64_t off = kw * s.dw;
-        tap_off[kh * s.KW + kw] = kh * s.dh * s.sw * sub + (off % s.sw) * sub + off / s.sw;
+        const int64_t a = kh * s.dh, b = kw * s.dw;
+        const int64_t phase = (a % s.sh) * s.sw + b % s.sw;
+        tap_off[kh * s.KW + kw] = phase * Y * X + (a / s.sh) * X + b / s.sw;
       }
-    }
   }
 
-  // Copies a channel plane in; the padding stays zero from construction.
-  template <typename S>
-  void load(const S* src, int64_t sh, int64_t sw) {
+  // Output positions (flat run length) to compute for the plane.
+  int64_t run() const { return s.OH * X; }
+
+  // Copies a channel plane in (the padding stays zero from construction);
+  // returns whether every value is finite (always true unless kCheck).
+  template <bool kCheck, typename S>
+  bool load(const S* src, int64_t hs, int64_t ws) {
+    int bad = 0;  // v - v is NaN, not 0, for an infinite or NaN v
     for (int64_t y = 0; y < s.H; ++y) {
-      const S* row = src + y * sh;
-      T* dst = data.data() + (y + s.ph) * s.sw * sub;
-      if (s.sw == 1 && sw == 1) {  // the common case, vectorised
-        for (int64_t x = 0; x < s.W; ++x) dst[s.pw + x] = static_cast<T>(row[x]);
+      const int64_t py = y + s.ph;
+      T* dst = data.data() + ((py % s.sh) * s.sw * Y + py / s.sh) * X;
+      const S* row = src + y * hs;
+      if (s.sw == 1 && ws == 1) {  // the common case, vectorised
+        for (int64_t x = 0; x < s.W; ++x) {
+          const T v = static_cast<T>(row[x]);
+          dst[s.pw + x] = v;
+          if constexpr (kCheck) bad |= (v - v) != T(0);
+        }
         continue;
       }
       for (int64_t r = 0; r < s.sw; ++r) {
-        // phase row r holds padded columns r, r + sw, ...: input x = px - pw
+        // phase r holds padded columns r, r + sw, ...: input x = j*sw + r - pw
         const int64_t first = (std::max<int64_t>(s.pw - r, 0) + s.sw - 1) / s.sw;
-        T* d = dst + r * sub;
-        const S* in = row + (first * s.sw + r - s.pw) * sw;
-        for (int64_t j = first; j * s.sw + r - s.pw < s.W; ++j, in += s.sw * sw)
-          d[j] = static_cast<T>(*in);
+        T* d = dst + r * Y * X;
+        const S* in = row + (first * s.sw + r - s.pw) * ws;
+        for (int64_t j = first; j * s.sw + r - s.pw < s.W; ++j, in += s.sw * ws) {
+          const T v = static_cast<T>(*in);
+          d[j] = v;
+          if constexpr (kCheck) bad |= (v - v) != T(0);
+        }
       }
     }
+    return !bad;
   }
 
-  // ptrs[t][ow] = padded input at (oh*sh + kh*dh, ow*sw + kw*dw).
-  void taps(int64_t oh, const T** ptrs) const {
-    const T* row = data.data() + oh * s.sh * s.sw * sub;
-    for (size_t t = 0; t < tap_off.size(); ++t) ptrs[t] = row + tap_off[t];
+  void taps(const T** ptrs) const {
+    for (size_t t = 0; t < tap_off.size(); ++t) ptrs[t] = data.data() + tap_off[t];
   }
 };
 
@@ -79,38 +99,44 @@ ScratchVector<T> to_opmath(const at::Tensor& t) {
   return ScratchVector<T>(p, p + c.numel());
 }
 
+// dst = bias + the depthwise correlation of src's channel planes with w
+// ([oc][tap], mult output channels per source channel) for the shape s.
+template <typename S, typename T>
+void correlate_planes(const S* src, at::IntArrayRef ss, const T* w, const T* bias, S* dst,
+                      at::IntArrayRef ds, const ConvShape& s) {
+  const RowKernels<T>& rk = row_kernels_for<T>();
+  const int64_t mult = s.ocg(), taps = s.taps();
+  at::parallel_for(0, s.N * s.C, grain_size(s.N * s.C, s), [&](int64_t begin, int64_t end) {
+    PhasePlane<T> plane(s);
+    std::vector<const T*> ptrs(taps);
+    plane.taps(ptrs.data());
+    ScratchVector<T> res(plane.run() + kRowSlack);
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / s.C, ic = task % s.C;
+      plane.template load<false>(src + n * ss[0] + ic * ss[1], ss[2], ss[3]);
+      for (int64_t m = 0; m < mult; ++m) {
+        const int64_t oc = ic * mult + m;
+        rk.taps_row(res.data(), plane.run(), ptrs.data(), w + oc * taps, taps, bias[oc]);
+        for (int64_t oh = 0; oh < s.OH; ++oh) {
+          S* d = dst + n * ds[0] + oc * ds[1] + oh * ds[2];
+          const T* row = res.data() + oh * plane.X;
+          for (int64_t ow = 0; ow < s.OW; ++ow) d[ow * ds[3]] = static_cast<S>(row[ow]);
+        }
+      }
+    }
+  });
+}
+
 }  // namespace
 
 template <typename S>
 void depthwise_forward(const at::Tensor& input, const at::Tensor& weight,
                        const at::Tensor* bias, at::Tensor& out, const ConvShape& s) {
   using T = at::opmath_type<S>;
-  const RowKernels<T>& rk = row_kernels_for<T>();
-  const int64_t mult = s.ocg(), taps = s.taps();
   const ScratchVector<T> w = to_opmath<S, T>(weight);
   const ScratchVector<T> b = bias ? to_opmath<S, T>(*bias) : ScratchVector<T>(s.OC, T(0));
-  const S* in = input.const_data_ptr<S>();
-  S* o = out.mutable_data_ptr<S>();
-  const auto is = input.strides();
-  const auto os = out.strides();
-  at::parallel_for(0, s.N * s.C, grain_size(s.N * s.C, s), [&](int64_t begin, int64_t end) {
-    InputPlane<T> plane(s);
-    std::vector<const T*> ptrs(taps);
-    ScratchVector<T> row(s.OW + kRowSlack);
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t n = task / s.C, ic = task % s.C;
-      plane.load(in + n * is[0] + ic * is[1], is[2], is[3]);
-      for (int64_t m = 0; m < mult; ++m) {
-        const int64_t oc = ic * mult + m;
-        for (int64_t oh = 0; oh < s.OH; ++oh) {
-          plane.taps(oh, ptrs.data());
-          rk.taps_row(row.data(), s.OW, ptrs.data(), w.data() + oc * taps, taps, b[oc]);
-          S* dst = o + n * os[0] + oc * os[1] + oh * os[2];
-          for (int64_t ow = 0; ow < s.OW; ++ow) dst[ow * os[3]] = static_cast<S>(row[ow]);
-        }
-      }
-    }
-  });
+  correlate_planes(input.const_data_ptr<S>(), input.strides(), w.data(), b.data(),
+                   out.mutable_data_ptr<S>(), out.strides(), s);
 }
 
 template <typename S>
@@ -119,7 +145,20 @@ void depthwise_grad_input(const at::Tensor& grad_out, const at::Tensor& weight,
   using T = at::opmath_type<S>;
   const RowKernels<T>& rk = row_kernels_for<T>();
   const int64_t mult = s.ocg(), taps = s.taps();
-  const ScratchVector<T> w = to_opmath<S, T>(weight);
+  ScratchVector<T> w = to_opmath<S, T>(weight);
+  if (mult == 1 && s.sh == 1 && s.sw == 1 && s.ph <= (s.KH - 1) * s.dh &&
+      s.pw <= (s.KW - 1) * s.dw) {
+    // A correlation of grad_output with the flipped taps, padded (K-1)*d - p.
+    ConvShape t = s;
+    t.H = s.OH, t.W = s.OW, t.OH = s.H, t.OW = s.W;
+    t.ph = (s.KH - 1) * s.dh - s.ph, t.pw = (s.KW - 1) * s.dw - s.pw;
+    for (int64_t c = 0; c < s.C; ++c)
+      std::reverse(w.begin() + c * taps, w.begin() + (c + 1) * taps);
+    const ScratchVector<T> zeros(s.C, T(0));
+    correlate_planes(grad_out.const_data_ptr<S>(), grad_out.strides(), w.data(), zeros.data(),
+                     grad_in.mutable_data_ptr<S>(), grad_in.strides(), t);
+    return;
+  }
   const DimPhases ph(s.H, s.OH, s.KH, s.sh, s.ph, s.dh);
   const DimPhases pw(s.W, s.OW, s.KW, s.sw, s.pw, s.dw);
   // grad_output planes padded so every phase's reads are in bounds.
@@ -183,19 +222,36 @@ void depthwise_grad_weight(const at::Tensor& grad_out, const at::Tensor& input,
   // One task per input channel, looping over the batch in order, so the sum
   // is the same whatever the thread count.
   at::parallel_for(0, s.C, grain_size(s.C, s), [&](int64_t begin, int64_t end) {
-    InputPlane<T> plane(s);
-    std::vector<const T*> ptrs(taps);
-    ScratchVector<T> g(s.OW), acc(mult * taps * kDotLanes);
+    PhasePlane<T> plane(s);
+    std::vector<const T*> ptrs(taps), row(taps);
+    plane.taps(ptrs.data());
+    // grad_output on the plane's grid of X columns; the rest stays zero.
+    ScratchVector<T> g(plane.run(), T(0)), acc(mult * taps * kDotLanes);
     for (int64_t ic = begin; ic < end; ++ic) {
       std::fill(acc.begin(), acc.end(), T(0));
       for (int64_t n = 0; n < s.N; ++n) {
-        plane.load(in + n * is[0] + ic * is[1], is[2], is[3]);
+        // The discarded columns multiply zeros into the input, which gives
+        // NaN for an infinite input: such planes go row by row.
+        const bool finite = plane.template load<true>(in + n * is[0] + ic * is[1], is[2], is[3]);
         for (int64_t m = 0; m < mult; ++m) {
           const S* src = go + n * gs[0] + (ic * mult + m) * gs[1];
           for (int64_t oh = 0; oh < s.OH; ++oh) {
-            for (int64_t ow = 0; ow < s.OW; ++ow) g[ow] = static_cast<T>(src[oh * gs[2] + ow * gs[3]]);
-            plane.taps(oh, ptrs.data());
-            rk.taps_dot(acc.data() + m * taps * kDotLanes, g.data(), s.OW, ptrs.data(), taps);
+            const S* grow = src + oh * gs[2];
+            T* d = g.data() + oh * plane.X;
+            if (gs[3] == 1) {
+              for (int64_t ow = 0; ow < s.OW; ++ow) d[ow] = static_cast<T>(grow[ow]);
+            } else {
+              for (int64_t ow = 0; ow < s.OW; ++ow) d[ow] = static_cast<T>(grow[ow * gs[3]]);
+            }
+          }
+          T* a = acc.data() + m * taps * kDotLanes;
+          if (finite) {
+            rk.taps_dot(a, g.data(), plane.run(), ptrs.data(), taps);
+            continue;
+          }
+          for (int64_t oh = 0; oh < s.OH; ++oh) {
+            for (int64_t t = 0; t < taps; ++t) row[t] = ptrs[t] + oh * plane.X;
+            rk.taps_dot(a, g.data() + oh * plane.X, s.OW, row.data(), taps);
           }
         }
       }

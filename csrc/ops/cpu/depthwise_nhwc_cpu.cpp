@@ -2,16 +2,25 @@
 // over channels: every output pixel is a sum over taps of elementwise
 // products of channel vectors (weights laid out [tap][channel]). Reading
 // channels-last data plane by plane would touch one element per cache line.
+//
+// An output row reads KH input rows; a ring of zero-padded, op-math copies
+// of them (RowRing) lets consecutive output rows load each input row once.
+// The row kernels (vtaps_row, vtaps_acc) run a whole row of pixels, a block
+// of pixels per weight/grad_output vector held in registers.
 
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 #include <vector>
 
 #include "ops/cpu/conv_kernels_cpu.h"
+#include "ops/cpu/conv_taps.h"
 #include "ops/cpu/depthwise_cpu.h"
+#include "ops/cpu/gemm/grid.h"
 #include "ops/cpu/scratch.h"
 #include "ops/cpu/ukernels/microkernel.h"
 
@@ -19,25 +28,30 @@ namespace convext {
 namespace cpu {
 namespace {
 
-// Weights (C, 1, KH, KW) as [tap][C] in the op-math type.
+// Weights (C, 1, KH, KW) as [tap][C] in the op-math type; `flip` reverses
+// the taps (grad_input as a correlation of grad_output).
 template <typename S, typename T>
-ScratchVector<T> taps_by_channel(const at::Tensor& weight, const ConvShape& s) {
+ScratchVector<T> taps_by_channel(const at::Tensor& weight, const ConvShape& s,
+                                 bool flip = false) {
   ScratchVector<T> wt(s.taps() * s.C);
   const S* w = weight.const_data_ptr<S>();
   const auto ws = weight.strides();
   for (int64_t c = 0; c < s.C; ++c)
-    for (int64_t t = 0; t < s.taps(); ++t)
-      wt[t * s.C + c] = static_cast<T>(w[c * ws[0] + (t / s.KW) * ws[2] + (t % s.KW) * ws[3]]);
+    for (int64_t t = 0; t < s.taps(); ++t) {
+      const int64_t u = flip ? s.taps() - 1 - t : t;
+      wt[t * s.C + c] = static_cast<T>(w[c * ws[0] + (u / s.KW) * ws[2] + (u % s.KW) * ws[3]]);
+    }
   return wt;
 }
 
-// Converts `nc` channels of `width` pixels of one row into dst, one pixel
-// every `dst_stride` elements.
+// Converts `nc` channels of `width` pixels from src (one pixel every
+// `src_stride` elements) into dst (one every `dst_stride`): rows into the
+// op-math buffers and results back out.
 template <typename S, typename T>
-void load_row(const S* row, int64_t width, int64_t pixel_stride, int64_t nc, T* dst,
-              int64_t dst_stride) {
+void copy_pixels(const S* src, int64_t width, int64_t src_stride, int64_t nc, T* dst,
+                 int64_t dst_stride) {
   for (int64_t x = 0; x < width; ++x) {
-    const S* p = row + x * pixel_stride;
+    const S* p = src + x * src_stride;
     T* d = dst + x * dst_stride;
     if constexpr (std::is_same_v<S, T>) {
       std::memcpy(d, p, nc * sizeof(T));
@@ -47,13 +61,86 @@ void load_row(const S* row, int64_t width, int64_t pixel_stride, int64_t nc, T* 
   }
 }
 
-template <typename S, typename T>
-void store_pixel(const T* src, int64_t nc, S* dst) {
-  if constexpr (std::is_same_v<S, T>) {
-    std::memcpy(dst, src, nc * sizeof(T));
-  } else {
-    for (int64_t c = 0; c < nc; ++c) dst[c] = static_cast<S>(src[c]);
+// The input rows of consecutive output rows of one image: a ring of
+// (KH-1)*dh + 1 rows of W + 2*pw pixels of C channels, zero-padded left and
+// right, in the op-math type. Row ih lives in slot (ih + ph) % R.
+template <typename T>
+struct RowRing {
+  const ConvShape& s;
+  int64_t R, PW;
+  ScratchVector<T> data;
+  int64_t next = std::numeric_limits<int64_t>::min();  // rows below are loaded
+
+  explicit RowRing(const ConvShape& shape)
+      : s(shape), R((shape.KH - 1) * shape.dh + 1), PW(shape.W + 2 * shape.pw),
+        data(R * PW * shape.C, T(0)) {}
+
+  void reset() { next = std::numeric_limits<int64_t>::min(); }
+  T* row(int64_t ih) { return data.data() + ((ih + s.ph) % R) * PW * s.C; }
+
+  // Loads the rows output row oh reads that are not loaded yet, from an image
+  // with row stride hs and pixel stride ws.
+  template <typename S>
+  void advance(const S* image, int64_t hs, int64_t ws, int64_t oh) {
+    const int64_t lo = oh * s.sh - s.ph, hi = lo + R - 1;
+    for (int64_t ih = std::max(lo, next); ih <= hi; ++ih)
+      if (ih >= 0 && ih < s.H)
+        copy_pixels(image + ih * hs, s.W, ws, s.C, row(ih) + s.pw * s.C, s.C);
+    next = hi + 1;
   }
+
+  // The taps of output row oh that read input rows (the others add zero):
+  // src[i] = its run (pixel ow at src[i] + ow*sw*C), tap[i] = kh*KW + kw.
+  int64_t taps(int64_t oh, const T** src, int64_t* tap) {
+    int64_t nt = 0;
+    for (int64_t kh = 0; kh < s.KH; ++kh) {
+      const int64_t ih = oh * s.sh + kh * s.dh - s.ph;
+      if (ih < 0 || ih >= s.H) continue;
+      for (int64_t kw = 0; kw < s.KW; ++kw) {
+        src[nt] = row(ih) + kw * s.dw * s.C;
+        tap[nt++] = kh * s.KW + kw;
+      }
+    }
+    return nt;
+  }
+};
+
+// out = bias + the depthwise correlation of src (N, H, W, C with unit
+// channel stride) with taps wt ([tap][C]), for the shape s (multiplier 1).
+template <typename S, typename T>
+void correlate_nhwc(const S* src, at::IntArrayRef is, const T* wt, const T* bias, S* out,
+                    at::IntArrayRef os, const ConvShape& s) {
+  const RowKernels<T>& rk = row_kernels_for<T>();
+  constexpr bool same = std::is_same_v<S, T>;
+  // Whole images per task once there are enough of them, else row blocks.
+  const int64_t blocks = std::min<int64_t>(s.OH, ceil_div(4 * at::get_num_threads(), s.N));
+  const int64_t rows = ceil_div(s.OH, blocks), tasks = s.N * ceil_div(s.OH, rows);
+  at::parallel_for(0, tasks, grain_size(tasks, s), [&](int64_t begin, int64_t end) {
+    RowRing<T> ring(s);
+    ScratchVector<T> orow(same ? 0 : s.OW * s.C);
+    std::vector<const T*> from(s.taps()), w(s.taps());
+    std::vector<int64_t> tap(s.taps());
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / ceil_div(s.OH, rows), oh0 = task % ceil_div(s.OH, rows) * rows;
+      ring.reset();
+      for (int64_t oh = oh0; oh < std::min(oh0 + rows, s.OH); ++oh) {
+        ring.advance(src + n * is[0], is[2], is[3], oh);
+        const int64_t nt = ring.taps(oh, from.data(), tap.data());
+        for (int64_t i = 0; i < nt; ++i) w[i] = wt + tap[i] * s.C;
+        S* dst = out + n * os[0] + oh * os[2];
+        T* row = same ? reinterpret_cast<T*>(dst) : orow.data();
+        rk.vtaps_row(row, same ? os[3] : s.C, s.OW, s.C, from.data(), s.sw * s.C, w.data(), nt,
+                     bias);
+        if constexpr (!same) copy_pixels(orow.data(), s.OW, s.C, s.C, dst, os[3]);
+      }
+    }
+  });
+}
+
+// grad_input of a stride-1 conv is a correlation of grad_output with the
+// flipped taps and padding (K-1)*d - p, where that is not negative.
+bool grad_input_as_correlation(const ConvShape& s) {
+  return s.sh == 1 && s.sw == 1 && s.ph <= (s.KH - 1) * s.dh && s.pw <= (s.KW - 1) * s.dw;
 }
 
 }  // namespace
@@ -62,44 +149,14 @@ template <typename S>
 void depthwise_nhwc_forward(const at::Tensor& input, const at::Tensor& weight,
                             const at::Tensor* bias, at::Tensor& out, const ConvShape& s) {
   using T = at::opmath_type<S>;
-  const RowKernels<T>& rk = row_kernels_for<T>();
-  const int64_t C = s.C, PW = s.W + 2 * s.pw;
   const ScratchVector<T> wt = taps_by_channel<S, T>(weight, s);
-  ScratchVector<T> b(C, T(0));
+  ScratchVector<T> b(s.C, T(0));
   if (bias) {
     const at::Tensor bc = bias->contiguous();
-    for (int64_t c = 0; c < C; ++c) b[c] = static_cast<T>(bc.const_data_ptr<S>()[c]);
+    for (int64_t c = 0; c < s.C; ++c) b[c] = static_cast<T>(bc.const_data_ptr<S>()[c]);
   }
-  const S* in = input.const_data_ptr<S>();
-  S* o = out.mutable_data_ptr<S>();
-  const auto is = input.strides();
-  const auto os = out.strides();
-  at::parallel_for(0, s.N * s.OH, grain_size(s.N * s.OH, s), [&](int64_t begin, int64_t end) {
-    // The KH input rows of an output row, zero-padded left and right.
-    ScratchVector<T> rows(s.KH * PW * C, T(0)), acc(C);
-    std::vector<const T*> src(s.taps()), w(s.taps());
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t n = task / s.OH, oh = task % s.OH;
-      for (int64_t kh = 0; kh < s.KH; ++kh) {
-        const int64_t ih = oh * s.sh + kh * s.dh - s.ph;
-        if (ih >= 0 && ih < s.H)
-          load_row(in + n * is[0] + ih * is[2], s.W, is[3], C, rows.data() + (kh * PW + s.pw) * C, C);
-      }
-      for (int64_t ow = 0; ow < s.OW; ++ow) {
-        int64_t nt = 0;
-        for (int64_t kh = 0; kh < s.KH; ++kh) {
-          const int64_t ih = oh * s.sh + kh * s.dh - s.ph;
-          if (ih < 0 || ih >= s.H) continue;  // a zero row adds nothing
-          for (int64_t kw = 0; kw < s.KW; ++kw) {
-            src[nt] = rows.data() + (kh * PW + ow * s.sw + kw * s.dw) * C;
-            w[nt++] = wt.data() + (kh * s.KW + kw) * C;
-          }
-        }
-        rk.vtaps_row(acc.data(), C, src.data(), w.data(), nt, b.data());
-        store_pixel(acc.data(), C, o + n * os[0] + oh * os[2] + ow * os[3]);
-      }
-    }
-  });
+  correlate_nhwc(input.const_data_ptr<S>(), input.strides(), wt.data(), b.data(),
+                 out.mutable_data_ptr<S>(), out.strides(), s);
 }
 
 template <typename S>
@@ -108,14 +165,28 @@ void depthwise_nhwc_grad_input(const at::Tensor& grad_out, const at::Tensor& wei
   using T = at::opmath_type<S>;
   const RowKernels<T>& rk = row_kernels_for<T>();
   const int64_t C = s.C;
-  const ScratchVector<T> wt = taps_by_channel<S, T>(weight, s);
   const ScratchVector<T> zeros(C, T(0));
   const S* go = grad_out.const_data_ptr<S>();
   S* gi = grad_in.mutable_data_ptr<S>();
   const auto gs = grad_out.strides();
   const auto is = grad_in.strides();
+  if (grad_input_as_correlation(s)) {
+    ConvShape t = s;
+    t.H = s.OH, t.W = s.OW, t.OH = s.H, t.OW = s.W;
+    t.ph = (s.KH - 1) * s.dh - s.ph, t.pw = (s.KW - 1) * s.dw - s.pw;
+    const ScratchVector<T> wt = taps_by_channel<S, T>(weight, s, /*flip=*/true);
+    correlate_nhwc(go, gs, wt.data(), zeros.data(), gi, is, t);
+    return;
+  }
+  // Strided (or padded past (K-1)*d): input row by input row, its pixels in
+  // width phases (rw, rw + sw, ...), each phase a run over the taps reaching
+  // it, reading grad_output rows zero-padded to the phases' span [lo, hi).
+  const DimPhases pw(s.W, s.OW, s.KW, s.sw, s.pw, s.dw);
+  const int64_t GW = pw.hi - pw.lo;
+  const ScratchVector<T> wt = taps_by_channel<S, T>(weight, s);
+  constexpr bool same = std::is_same_v<S, T>;
   at::parallel_for(0, s.N * s.H, grain_size(s.N * s.H, s), [&](int64_t begin, int64_t end) {
-    ScratchVector<T> rows(s.KH * s.OW * C), acc(C);
+    ScratchVector<T> rows(s.KH * GW * C, T(0)), res(same ? 0 : s.W * C);
     std::vector<const T*> src(s.taps()), w(s.taps());
     std::vector<int64_t> oh_of(s.KH);
     for (int64_t task = begin; task < end; ++task) {
@@ -125,23 +196,24 @@ void depthwise_nhwc_grad_input(const at::Tensor& grad_out, const at::Tensor& wei
         const int64_t v = ih + s.ph - kh * s.dh;
         oh_of[kh] = (v >= 0 && v % s.sh == 0 && v / s.sh < s.OH) ? v / s.sh : -1;
         if (oh_of[kh] >= 0)
-          load_row(go + n * gs[0] + oh_of[kh] * gs[2], s.OW, gs[3], C,
-                   rows.data() + kh * s.OW * C, C);
+          copy_pixels(go + n * gs[0] + oh_of[kh] * gs[2], s.OW, gs[3], C,
+                   rows.data() + (kh * GW - pw.lo) * C, C);
       }
-      for (int64_t iw = 0; iw < s.W; ++iw) {
+      S* dst = gi + n * is[0] + ih * is[2];
+      for (int64_t rw = 0; rw < static_cast<int64_t>(pw.taps.size()); ++rw) {
         int64_t nt = 0;
         for (int64_t kh = 0; kh < s.KH; ++kh) {
           if (oh_of[kh] < 0) continue;
-          for (int64_t kw = 0; kw < s.KW; ++kw) {
-            const int64_t v = iw + s.pw - kw * s.dw;
-            if (v < 0 || v % s.sw != 0 || v / s.sw >= s.OW) continue;
-            src[nt] = rows.data() + (kh * s.OW + v / s.sw) * C;
-            w[nt++] = wt.data() + (kh * s.KW + kw) * C;
+          for (size_t j = 0; j < pw.taps[rw].size(); ++j) {
+            src[nt] = rows.data() + (kh * GW + pw.offs[rw][j] - pw.lo) * C;
+            w[nt++] = wt.data() + (kh * s.KW + pw.taps[rw][j]) * C;
           }
         }
-        rk.vtaps_row(acc.data(), C, src.data(), w.data(), nt, zeros.data());
-        store_pixel(acc.data(), C, gi + n * is[0] + ih * is[2] + iw * is[3]);
+        T* out = same ? reinterpret_cast<T*>(dst + rw * is[3]) : res.data() + rw * C;
+        rk.vtaps_row(out, (same ? is[3] : C) * s.sw, ceil_div(s.W - rw, s.sw), C, src.data(), C,
+                     w.data(), nt, zeros.data());
       }
+      if constexpr (!same) copy_pixels(res.data(), s.W, C, C, dst, is[3]);
     }
   });
 }
@@ -151,54 +223,52 @@ void depthwise_nhwc_grad_weight(const at::Tensor& grad_out, const at::Tensor& in
                                 at::Tensor& grad_w, const ConvShape& s) {
   using T = at::opmath_type<S>;
   const RowKernels<T>& rk = row_kernels_for<T>();
-  constexpr int64_t kChunk = 32;  // channels per task
-  const int64_t chunks = (s.C + kChunk - 1) / kChunk, PW = s.W + 2 * s.pw;
+  constexpr bool same = std::is_same_v<S, T>;
+  const int64_t C = s.C, taps = s.taps(), rows = s.N * s.OH;
+  // The (n, oh) rows split into a fixed number of chunks (whatever the thread
+  // count), each summing into its own [tap][C] partial, reduced in chunk
+  // order: deterministic. The partials together stay within a quarter of
+  // grad_output's bytes (the scratch rule), up to 16 of them.
+  const int64_t fit = rows * s.OW * int64_t(sizeof(S)) / (4 * taps * int64_t(sizeof(T)));
+  const int64_t chunks = std::clamp<int64_t>(std::min<int64_t>(fit, rows), 1, 16);
+  ScratchVector<T> part(chunks * taps * C, T(0));
   const S* go = grad_out.const_data_ptr<S>();
   const S* in = input.const_data_ptr<S>();
-  S* gw = grad_w.mutable_data_ptr<S>();
   const auto gs = grad_out.strides();
   const auto is = input.strides();
-  const auto ws = grad_w.strides();
-  // Each task owns a channel chunk and walks the batch in a fixed order, so
-  // the sums do not depend on the thread count.
-  at::parallel_for(0, chunks, grain_size(chunks, s), [&](int64_t begin, int64_t end) {
-    // Pixels are kChunk apart whatever the chunk's width, so the zero padding
-    // stays where it was put.
-    ScratchVector<T> rows(s.KH * PW * kChunk, T(0)), g(s.OW * kChunk), acc(s.taps() * kChunk);
-    std::vector<const T*> src(s.taps());
-    std::vector<T*> dst(s.taps());
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    RowRing<T> ring(s);
+    ScratchVector<T> grow(same ? 0 : s.OW * C);
+    std::vector<const T*> src(taps);
+    std::vector<T*> acc(taps);
+    std::vector<int64_t> tap(taps);
     for (int64_t chunk = begin; chunk < end; ++chunk) {
-      const int64_t c0 = chunk * kChunk, nc = std::min(kChunk, s.C - c0);
-      std::fill(acc.begin(), acc.end(), T(0));
-      for (int64_t n = 0; n < s.N; ++n) {
-        for (int64_t oh = 0; oh < s.OH; ++oh) {
-          load_row(go + n * gs[0] + oh * gs[2] + c0, s.OW, gs[3], nc, g.data(), kChunk);
-          for (int64_t kh = 0; kh < s.KH; ++kh) {
-            const int64_t ih = oh * s.sh + kh * s.dh - s.ph;
-            if (ih >= 0 && ih < s.H)
-              load_row(in + n * is[0] + ih * is[2] + c0, s.W, is[3], nc,
-                       rows.data() + (kh * PW + s.pw) * kChunk, kChunk);
-          }
-          for (int64_t ow = 0; ow < s.OW; ++ow) {
-            int64_t nt = 0;
-            for (int64_t kh = 0; kh < s.KH; ++kh) {
-              const int64_t ih = oh * s.sh + kh * s.dh - s.ph;
-              if (ih < 0 || ih >= s.H) continue;
-              for (int64_t kw = 0; kw < s.KW; ++kw) {
-                src[nt] = rows.data() + (kh * PW + ow * s.sw + kw * s.dw) * kChunk;
-                dst[nt++] = acc.data() + (kh * s.KW + kw) * kChunk;
-              }
-            }
-            rk.vtaps_acc(dst.data(), nc, g.data() + ow * kChunk, src.data(), nt);
-          }
+      T* sums = part.data() + chunk * taps * C;
+      int64_t image = -1;
+      for (int64_t r = chunk * rows / chunks; r < (chunk + 1) * rows / chunks; ++r) {
+        const int64_t n = r / s.OH, oh = r % s.OH;
+        if (n != image) ring.reset(), image = n;
+        ring.advance(in + n * is[0], is[2], is[3], oh);
+        const int64_t nt = ring.taps(oh, src.data(), tap.data());
+        for (int64_t i = 0; i < nt; ++i) acc[i] = sums + tap[i] * C;
+        const S* g = go + n * gs[0] + oh * gs[2];
+        if constexpr (same) {
+          rk.vtaps_acc(acc.data(), s.OW, C, g, gs[3], src.data(), s.sw * C, nt);
+        } else {
+          copy_pixels(g, s.OW, gs[3], C, grow.data(), C);
+          rk.vtaps_acc(acc.data(), s.OW, C, grow.data(), C, src.data(), s.sw * C, nt);
         }
       }
-      for (int64_t c = 0; c < nc; ++c)
-        for (int64_t t = 0; t < s.taps(); ++t)
-          gw[(c0 + c) * ws[0] + (t / s.KW) * ws[2] + (t % s.KW) * ws[3]] =
-              static_cast<S>(acc[t * kChunk + c]);
     }
   });
+  S* gw = grad_w.mutable_data_ptr<S>();
+  const auto ws = grad_w.strides();
+  for (int64_t t = 0; t < taps; ++t)
+    for (int64_t c = 0; c < C; ++c) {
+      T sum = 0;
+      for (int64_t k = 0; k < chunks; ++k) sum += part[(k * taps + t) * C + c];
+      gw[c * ws[0] + (t / s.KW) * ws[2] + (t % s.KW) * ws[3]] = static_cast<S>(sum);
+    }
 }
 
 #define CONVEXT_INSTANTIATE(S)                                                               \

@@ -107,7 +107,8 @@ void grad_weight_packed(const at::Tensor& grad_out, const at::Tensor& input, at:
                         const ConvShape& s, const UKernel<P, T>& uk) {
   const int64_t M = s.ocg(), Cg = s.icg(), Ncols = s.taps() * Cg, R = s.N * s.OH * s.OW;
   const int64_t KC = kc_block(uk);
-  SplitReduction<T> red(s.G, M, Ncols, R, KC, uk.mr, uk.nr, l2_block<P>(KC, uk.mr),
+  const ReductionCut cut{KC, 4 * KC, grad_out.numel() * grad_out.element_size() / 2};
+  SplitReduction<T> red(s.G, M, Ncols, R, cut, uk.mr, uk.nr, l2_block<P>(KC, uk.mr),
                         l2_block<P>(KC, uk.nr));
   const TilePlan& plan = red.plan;
 
@@ -151,14 +152,10 @@ void grad_weight_packed(const at::Tensor& grad_out, const at::Tensor& input, at:
                  plan.NC, r0 > r_begin);
     }
   }, [&](const OutTile& t, const T* c) {  // the weight layout: column (tap, c)
-    for (int64_t m = 0; m < t.mc; ++m) {
-      S* out = gw + (t.g * M + t.m0 + m) * ws[0];
-      for (int64_t j = 0; j < t.nc; ++j) {
-        const int64_t col = t.n0 + j, tap = col / Cg, ch = col % Cg;
-        out[ch * ws[1] + (tap / s.KW) * ws[2] + (tap % s.KW) * ws[3]] =
-            static_cast<S>(c[m * plan.NC + j]);
-      }
-    }
+    store_weight_tile(t, c, plan.NC, M, gw, ws, s.KW, [Cg](int64_t k, int64_t& ic, int64_t& tap) {
+      tap = k / Cg;
+      ic = k % Cg;
+    });
   });
 }
 

@@ -88,21 +88,10 @@ void plan_forward_split(MmaConvParams& p) {
   p.splits = static_cast<int>(ceil_div<int64_t>(p.K, chunk));
 }
 
-enum class MmaTile { k128x128, k128x64, k64x128, k64x64 };
-
-// The largest tile whose grid still fills every SM once; a side of 128 only
-// where the problem is wider than 64 on it. Split problems take 64x64. The
-// SM count picks only the tile shape, which changes no result bit (each
-// output's k order is the same in every shape).
+// Split problems take 64x64; the others mma_tiles.cuh's choice (the SM
+// count picks only the tile shape, which changes no result bit).
 MmaTile forward_tile(const MmaConvParams& p, int64_t sms) {
-  if (p.splits > 1) return MmaTile::k64x64;
-  const auto fills = [&](int bm, int bn) {
-    return int64_t{p.G} * ceil_div(p.M, bm) * ceil_div(p.OCg, bn) >= sms;
-  };
-  if (p.M > 64 && p.OCg > 64 && fills(128, 128)) return MmaTile::k128x128;
-  if (p.M >= p.OCg && p.M > 64 && fills(128, 64)) return MmaTile::k128x64;
-  if (p.OCg > 64 && fills(64, 128)) return MmaTile::k64x128;
-  return MmaTile::k64x64;
+  return p.splits > 1 ? MmaTile::k64x64 : choose_mma_tile(p.G, p.M, p.OCg, sms);
 }
 
 template <class P>
@@ -173,16 +162,10 @@ bool forward_mma(const at::Tensor& input, const at::Tensor& weight, const at::Te
     const bool direct =
         o.is_contiguous() && reinterpret_cast<uintptr_t>(o.const_data_ptr()) % 16 == 0;
     if (!direct) o = at::empty(o.sizes(), out.options());
-    const auto run = [&](auto policy) {
+    with_mma_tile<S>(forward_tile(p, sm_count()), [&](auto policy) {
       launch_mma_forward<decltype(policy)>(p, read_ptr<S>(x), read_ptr<S>(w), bias_ptr,
                                            write_ptr<S>(o), nullptr);
-    };
-    switch (forward_tile(p, sm_count())) {
-      case MmaTile::k128x128: run(MmaTile128x128<S>{}); break;
-      case MmaTile::k128x64: run(MmaTile128x64<S>{}); break;
-      case MmaTile::k64x128: run(MmaTile64x128<S>{}); break;
-      case MmaTile::k64x64: run(MmaTile64x64<S>{}); break;
-    }
+    });
     if (!direct) out.permute({0, 2, 3, 1}).copy_(o);  // back into out's layout
     return true;
   }

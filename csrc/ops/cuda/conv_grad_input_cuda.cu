@@ -5,9 +5,10 @@
 // Phases are disjoint, so every element is written once, with no atomics.
 // One launch covers every phase that some tap reaches; the others (stride >
 // kernel) are zero and filled before the launch, so the grid does not grow
-// with the stride. Half types with channels-innermost grad_output and C/G,
-// OC/G multiples of 8 run on tensor cores (igemm_mma_dgrad.cuh); everything
-// else on the SIMT kernel (igemm.cuh).
+// with the stride. Half types, and float32 when torch allows TF32 for convs
+// (tf32_policy.cuh), with channels-innermost grad_output and C/G, OC/G
+// multiples of one 16-byte vector run on tensor cores (igemm_mma_dgrad.cuh,
+// tile shape per problem); everything else on the SIMT kernel (igemm.cuh).
 
 #include <ATen/Dispatch.h>
 
@@ -20,6 +21,7 @@
 #include "ops/cuda/gemm_problem.cuh"
 #include "ops/cuda/igemm_mma_dgrad.cuh"
 #include "ops/cuda/stride_phases.cuh"
+#include "ops/cuda/tf32_policy.cuh"
 
 namespace convext {
 namespace cuda {
@@ -149,19 +151,24 @@ void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight, at::T
 }
 
 // The tensor-core kernel (igemm_mma_dgrad.cuh) where it applies: half types,
-// grad_output with contiguous channels (channels_last 2D, (N, L, C) 1D) and
-// 16-byte aligned positions, C/G and OC/G multiples of 8, an image of either
-// tensor, the repacked weight and the phase arithmetic within 31 bits.
-// grad_in may have any layout (the epilogue stores elements). Returns
-// false (nothing written) for anything else, which the SIMT kernel takes.
+// and float32 in TF32 when torch allows TF32 for convs; grad_output with
+// contiguous channels (channels_last 2D, (N, L, C) 1D) and 16-byte aligned
+// positions; C/G and OC/G multiples of one 16-byte vector (8 halves, 4
+// floats); an image of either tensor, the repacked weight and the phase
+// arithmetic within 31 bits. grad_in may have any layout: 16-byte stores
+// where it has channels innermost and aligned positions, element stores
+// otherwise. The tile shape is mma_tiles.cuh's choice for the largest
+// phase. Returns false (nothing written) for anything else, which the SIMT
+// kernel takes.
 template <typename S>
 bool grad_input_mma(const at::Tensor& grad_out, const at::Tensor& weight, at::Tensor& grad_in,
                     const ConvShape& s) {
-  if constexpr (!std::is_same_v<S, at::Half> && !std::is_same_v<S, at::BFloat16>) {
+  if constexpr (!std::is_same_v<S, at::Half> && !std::is_same_v<S, at::BFloat16> &&
+                !std::is_same_v<S, float>) {
     return false;
   } else {
-    using P = MmaGradInputTile<S>;
-    constexpr int64_t kMax = (int64_t{1} << 31) - 1, kVec = P::kVec;
+    if (std::is_same_v<S, float> && !conv_tf32_allowed()) return false;
+    constexpr int64_t kMax = (int64_t{1} << 31) - 1, kVec = 16 / sizeof(S);
     // a size-1 dim's stride never meets a nonzero index
     auto live = [](int64_t size, int64_t stride) { return size > 1 ? stride : 0; };
     const Strides4 gs{live(s.N, grad_out.stride(0)), grad_out.stride(1),
@@ -175,15 +182,16 @@ bool grad_input_mma(const at::Tensor& grad_out, const at::Tensor& weight, at::Te
       return false;
     const PhaseCounts ph = phase_counts(s);
     const int64_t m_max = s.N * ceil_div(s.H, s.sh) * ceil_div(s.W, s.sw);
-    const int64_t tiles_m = ceil_div<int64_t>(m_max, P::BM);
-    const int64_t tiles_n = ceil_div<int64_t>(icg, P::BN);
-    const int64_t blocks = ph.phases_h * ph.phases_w * s.G * tiles_m * tiles_n;
+    const int64_t problems = ph.phases_h * ph.phases_w * s.G;
+    // blocks of the smallest tile, a bound for every shape
+    const int64_t blocks_max = problems * ceil_div<int64_t>(m_max, 64) * ceil_div<int64_t>(icg, 64);
     // every 32-bit quantity of the kernel, at its largest
     const int64_t go_image = (s.OH - 1) * gs.h + (s.OW - 1) * gs.w + s.OC;
     const int64_t gi_image = (s.C - 1) * is.c + (s.H - 1) * is.h + (s.W - 1) * is.w + 1;
     const int64_t phase_h = (s.KH - 1) * s.dh + s.ph + s.sh + s.H + s.OH;
     const int64_t phase_w = (s.KW - 1) * s.dw + s.pw + s.sw + s.W + s.OW;
-    if (std::max({m_max, blocks, go_image, gi_image, phase_h, phase_w, weight.numel()}) > kMax)
+    if (std::max({m_max, blocks_max, go_image, gi_image, phase_h, phase_w, weight.numel()}) >
+        kMax)
       return false;
     // [g][c][kh][kw][oc]: rows c, k = (kh, kw, oc) contiguous
     const at::Tensor wr =
@@ -198,13 +206,20 @@ bool grad_input_mma(const at::Tensor& grad_out, const at::Tensor& weight, at::Te
     p.KH = i32(s.KH), p.KW = i32(s.KW), p.sh = i32(s.sh), p.sw = i32(s.sw);
     p.ph = i32(s.ph), p.pw = i32(s.pw), p.dh = i32(s.dh), p.dw = i32(s.dw);
     p.kstep_h = i32(ph.kstep_h), p.kstep_w = i32(ph.kstep_w), p.phases_w = i32(ph.phases_w);
-    p.tiles_m = i32(tiles_m), p.tiles_n = i32(tiles_n);
     p.go_n = gs.n, p.gi_n = is.n;
     p.go_h = i32(gs.h), p.go_w = i32(gs.w);
     p.gi_c = i32(is.c), p.gi_h = i32(is.h), p.gi_w = i32(is.w);
-    if (blocks > 0)
-      launch<igemm_mma_grad_input_kernel<S>>(static_cast<unsigned>(blocks), P::kThreads,
-                                             read_ptr<S>(grad_out), read_ptr<S>(wr), gi, p);
+    p.vec_store = is.c == 1 && is.n % kVec == 0 && is.h % kVec == 0 && is.w % kVec == 0 &&
+                  reinterpret_cast<uintptr_t>(gi) % 16 == 0;
+    with_mma_tile<S>(choose_mma_tile(problems, m_max, icg, sm_count()), [&](auto policy) {
+      using P = decltype(policy);
+      p.tiles_m = i32(ceil_div<int64_t>(m_max, P::BM));
+      p.tiles_n = i32(ceil_div<int64_t>(icg, P::BN));
+      const int64_t blocks = problems * p.tiles_m * p.tiles_n;
+      if (blocks > 0)
+        launch<igemm_mma_grad_input_kernel<P>>(static_cast<unsigned>(blocks), P::kThreads,
+                                               read_ptr<S>(grad_out), read_ptr<S>(wr), gi, p);
+    });
     return true;
   }
 }

@@ -7,8 +7,10 @@
 // split order: no atomics, the result is the same bit for bit on every run
 // (and so under torch.use_deterministic_algorithms), and the split count
 // comes from the problem sizes alone, so it is the same on every GPU model.
-// channels_last half types with C, OC multiples of 8 run on tensor cores
-// (igemm_mma_wgrad.cuh); everything else on the SIMT kernels (igemm.cuh).
+// channels_last half types, and float32 when TF32 is allowed, with channels
+// per group multiples of a 16-byte vector run on tensor cores
+// (igemm_mma_wgrad.cuh, any groups); everything else on the SIMT kernels
+// (igemm.cuh), float32 with TF32 off in full precision.
 
 #include <ATen/Dispatch.h>
 
@@ -18,6 +20,7 @@
 #include "ops/cuda/gemm_problem.cuh"
 #include "ops/cuda/igemm_mma_wgrad.cuh"
 #include "ops/cuda/split_reduce.cuh"
+#include "ops/cuda/tf32_policy.cuh"
 
 namespace convext {
 namespace cuda {
@@ -68,44 +71,81 @@ void grad_weight_gemm(const at::Tensor& grad_out, const at::Tensor& input, at::T
                            grid_axis(ws.c, s.KH, s.KW, 1, 1, ws.h, ws.w));
 }
 
-// The tensor-core kernel where it applies: groups 1, half types,
-// channels_last grad_out and input, C and OC multiples of 8, 16-byte aligned
-// data, an image of either operand and the GEMM sizes within 31 bits, at
-// least one position. Returns false (nothing written) for anything else.
+// --- the tensor-core kernel (igemm_mma_wgrad.cuh) -----------------------
+
+enum class WgradTile { k128x128, k64x64 };
+
+// 128x128 where both sides of a group's GEMM are wider than 64 (half the
+// shared-memory reads per MMA of 64x64), else 64x64. From the sizes only:
+// the tile sets the split (so the order of sums), which must not depend on
+// the GPU model.
+WgradTile wgrad_tile(int64_t ocg, int64_t k) {
+  return ocg > 64 && k > 64 ? WgradTile::k128x128 : WgradTile::k64x64;
+}
+
+// Plans policy P's grid and split for p (sizes filled in) and runs it into
+// a float32 partial buffer, then adds the splits in order into grad_w.
+template <class P, typename S>
+void launch_mma_wgrad(MmaWgradParams p, const at::Tensor& grad_out, const at::Tensor& input,
+                      at::Tensor& grad_w, const ConvShape& s) {
+  const int hw = p.OH * p.OW;
+  p.step_n = P::BK / hw;
+  p.step_oh = P::BK % hw / p.OW;
+  p.step_ow = P::BK % p.OW;
+  p.tiles_m = ceil_div(p.OCg, P::BM);
+  p.tiles_n = ceil_div(p.K, P::BN);
+  const int64_t tiles = int64_t{p.G} * p.tiles_m * p.tiles_n;
+  const KSplit split = split_k(tiles, p.Q, P::BK, int64_t{p.OC} * p.K);
+  p.steps = ceil_div(p.Q, P::BK);
+  p.steps_per_split = static_cast<int>(split.chunk / P::BK);
+  const int64_t blocks = split.splits * tiles;
+  TORCH_CHECK(blocks <= INT_MAX, "convext: convolution too large for one launch (", blocks,
+              " tiles)");
+  at::Tensor part = scratch<float>(grad_w, split.splits * s.OC * p.K);
+  launch<igemm_mma_wgrad_kernel<P>>(static_cast<unsigned>(blocks), P::kThreads,
+                                    read_ptr<S>(grad_out), read_ptr<S>(input),
+                                    write_ptr<float>(part), p);
+  const Strides4 ws = strides4(grad_w);  // columns k = (kh, kw, c)
+  reduce_into_grad_w<S, float>(read_ptr<float>(part), split.splits, grad_w, s,
+                               grid_axis(ws.h, s.KW, s.icg(), 1, 1, ws.w, ws.c));
+}
+
+// The tensor-core kernel where it applies: half types, and float32 in TF32
+// when torch allows TF32 for convs (tf32_policy.cuh); channels_last
+// grad_out and input; channels per group, in and out, multiples of one
+// 16-byte vector (8 halves, 4 floats); 16-byte aligned data; an image of
+// either operand and the GEMM sizes within 31 bits; at least one position.
+// Any number of groups (one GEMM per group, a grid dimension). Returns
+// false (nothing written) for anything else, which the SIMT kernels take.
 template <typename S>
 bool grad_weight_mma(const at::Tensor& grad_out, const at::Tensor& input, at::Tensor& grad_w,
                      const ConvShape& s) {
-  if constexpr (!std::is_same_v<S, at::Half> && !std::is_same_v<S, at::BFloat16>) {
+  if constexpr (!std::is_same_v<S, at::Half> && !std::is_same_v<S, at::BFloat16> &&
+                !std::is_same_v<S, float>) {
     return false;
   } else {
-    using P = MmaWgradTile<S>;
-    constexpr int64_t kMax = INT_MAX;
+    if (std::is_same_v<S, float> && !conv_tf32_allowed()) return false;
+    constexpr int64_t kMax = INT_MAX, vec = 16 / sizeof(S);
     const auto cl = at::MemoryFormat::ChannelsLast;
-    const int64_t Q = s.N * s.OH * s.OW, K = s.C * s.taps();
-    if (input.dim() != 4 || s.G != 1 || s.C % 8 != 0 || s.OC % 8 != 0 || Q == 0 ||
+    const int64_t Q = s.N * s.OH * s.OW, K = s.icg() * s.taps();
+    if (input.dim() != 4 || s.icg() % vec != 0 || s.ocg() % vec != 0 || Q == 0 ||
         !input.is_contiguous(cl) || !grad_out.is_contiguous(cl) || s.H * s.W * s.C > kMax ||
-        s.OH * s.OW * s.OC > kMax || Q > kMax - P::BK || K > kMax ||
+        s.OH * s.OW * s.OC > kMax || Q > kMax - 64 || K > kMax ||
         reinterpret_cast<uintptr_t>(input.const_data_ptr()) % 16 != 0 ||
         reinterpret_cast<uintptr_t>(grad_out.const_data_ptr()) % 16 != 0)
       return false;
     MmaWgradParams p{};
     p.C = s.C, p.H = s.H, p.W = s.W, p.OC = s.OC, p.KW = s.KW, p.OH = s.OH, p.OW = s.OW;
     p.sh = s.sh, p.sw = s.sw, p.ph = s.ph, p.pw = s.pw, p.dh = s.dh, p.dw = s.dw;
-    p.Q = Q, p.K = K;
-    p.tiles_m = ceil_div<int64_t>(s.OC, P::BM);
-    p.tiles_n = ceil_div<int64_t>(K, P::BN);
-    const KSplit split = split_k(int64_t{p.tiles_m} * p.tiles_n, Q, P::BK, s.OC * K);
-    p.steps = ceil_div<int64_t>(Q, P::BK);
-    p.steps_per_split = split.chunk / P::BK;
-    const int64_t blocks = split.splits * p.tiles_m * p.tiles_n;
-    if (blocks > kMax) return false;
-    at::Tensor part = scratch<float>(grad_w, split.splits * s.OC * K);
-    launch<igemm_mma_wgrad_kernel<S>>(static_cast<unsigned>(blocks), P::kThreads,
-                                      read_ptr<S>(grad_out), read_ptr<S>(input),
-                                      write_ptr<float>(part), p);
-    const Strides4 ws = strides4(grad_w);  // columns k = (kh, kw, c)
-    reduce_into_grad_w<S, float>(read_ptr<float>(part), split.splits, grad_w, s,
-                                 grid_axis(ws.h, s.KW, s.C, 1, 1, ws.w, ws.c));
+    p.G = s.G, p.Cg = s.icg(), p.OCg = s.ocg(), p.Q = Q, p.K = K;
+    switch (wgrad_tile(p.OCg, K)) {
+      case WgradTile::k128x128:
+        launch_mma_wgrad<MmaWgradTile128<S>, S>(p, grad_out, input, grad_w, s);
+        break;
+      case WgradTile::k64x64:
+        launch_mma_wgrad<MmaWgradTile64<S>, S>(p, grad_out, input, grad_w, s);
+        break;
+    }
     return true;
   }
 }

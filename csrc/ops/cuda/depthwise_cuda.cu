@@ -1,8 +1,8 @@
-// Depthwise kernels. With channel multiplier 1, the forward and the
-// unit-stride grad_input are tiled bandwidth kernels (depthwise_tile.cuh).
-// The rest (multiplier > 1, strided grad_input, a halo too large for the
-// shared tile, geometry past 32-bit tile math) take the per-element kernels
-// here: each thread gives one element of the result and gathers over the
+// Depthwise kernels. The forward, grad_input and (compile-time taps)
+// grad_weight are tiled bandwidth kernels (depthwise_tile.cuh), any stride,
+// dilation and channel multiplier. The rest (a halo too large for the
+// shared tile, geometry past 32-bit tile math, runtime-tap grad_weight) take
+// the per-element kernels here: each thread gives one element of the result and gathers over the
 // taps (grad_input keeps only the taps whose stride phase matches, so no
 // scatter and no atomics); neighbouring threads take neighbouring elements
 // in the result's memory order (NCHW or NHWC).
@@ -124,8 +124,6 @@ __global__ void __launch_bounds__(kThreads)
   if (threadIdx.x == 0) gstore(part, (split * s.OC + oc) * taps + tap, acc);
 }
 
-// The tiled kernel over src -> out for geometry g (depthwise_tile.cuh);
-// false when the problem does not fit it.
 // plan_tile for staging `src` (its layout picks the mapping; 16-byte loads
 // where its strides and address allow) and results strided like `out`.
 template <typename S>
@@ -141,34 +139,63 @@ bool plan_tile(const at::Tensor& src, const at::Tensor& out, DwTile& g, int64_t*
   return plan_tile(g, src.size(0), sizeof(S), cf, vec_ok, blocks);
 }
 
-template <typename S>
-bool tile_launch(const at::Tensor& src, const at::Tensor& weight, const at::Tensor* bias,
-                 at::Tensor& out, DwTile g) {
+// Plans g for src -> out and calls launch(KH, KW, blocks, g) with the
+// compile-time tap shape (integral constants); false when the problem does
+// not fit the tiled kernels.
+template <typename S, class Launch>
+bool tile_launch(const at::Tensor& src, const at::Tensor& out, DwTile g, Launch&& launch) {
   int64_t blocks = 0;
   if (!plan_tile<S>(src, out, g, &blocks)) return false;
-  if (blocks == 0) return true;
-  with_taps(g.KH, g.KW, [&](auto kh, auto kw) {
-    launch<dw_tile_kernel<S, decltype(kh)::value, decltype(kw)::value>>(
-        static_cast<unsigned>(blocks), kThreads, read_ptr<S>(src), read_ptr<S>(weight),
-        strides4(weight), bias ? read_ptr<S>(*bias) : nullptr, bias ? bias->stride(0) : 0,
-        write_ptr<S>(out), g);
-  });
+  if (blocks > 0)
+    with_taps(g.KH, g.KW,
+              [&](auto kh, auto kw) { launch(kh, kw, static_cast<unsigned>(blocks), g); });
   return true;
 }
 
-// Geometry of the tiled kernel for a conv from an IH x IW image to OH x OW
-// (or false: past its 32-bit tile math).
-bool tile_geometry(DwTile& g, const ConvShape& s, int64_t IH, int64_t IW, int64_t OH,
-                   int64_t OW, int64_t ph, int64_t pw) {
-  if (!fits_tile_math({IH, IW, OH, OW, ph, pw, s.sh, s.sw, s.dh, s.dw, s.C,
-                       (s.KH - 1) * s.dh, (s.KW - 1) * s.dw, OH * s.sh, OW * s.sw}))
+// The shared geometry of a tiled launch (or false: past its 32-bit tile math).
+bool tile_geometry(DwTile& g, const ConvShape& s) {
+  if (!fits_tile_math({s.H, s.W, s.OH, s.OW, s.ph, s.pw, s.sh, s.sw, s.dh, s.dw, s.OC,
+                       (s.KH - 1) * s.dh, (s.KW - 1) * s.dw, s.OH * s.sh, s.OW * s.sw,
+                       s.H + s.ph, s.W + s.pw}))
     return false;
-  g.IH = static_cast<int>(IH), g.IW = static_cast<int>(IW);
-  g.OH = static_cast<int>(OH), g.OW = static_cast<int>(OW);
-  g.C = static_cast<int>(s.C), g.KH = static_cast<int>(s.KH), g.KW = static_cast<int>(s.KW);
-  g.sh = static_cast<int>(s.sh), g.sw = static_cast<int>(s.sw);
-  g.ph = static_cast<int>(ph), g.pw = static_cast<int>(pw);
+  g.C = static_cast<int>(s.C), g.mult = static_cast<int>(s.OC / s.C);
+  g.KH = static_cast<int>(s.KH), g.KW = static_cast<int>(s.KW);
   g.dh = static_cast<int>(s.dh), g.dw = static_cast<int>(s.dw);
+  return true;
+}
+
+// Geometry of the forward-direction tiles (forward, grad_weight): the input
+// (H x W) staged, the output's positions tiled.
+bool forward_geometry(DwTile& g, const ConvShape& s) {
+  if (!tile_geometry(g, s)) return false;
+  g.IH = static_cast<int>(s.H), g.IW = static_cast<int>(s.W);
+  g.OH = static_cast<int>(s.OH), g.OW = static_cast<int>(s.OW);
+  g.sh = static_cast<int>(s.sh), g.sw = static_cast<int>(s.sw);
+  g.ph = static_cast<int>(s.ph), g.pw = static_cast<int>(s.pw);
+  g.hh = (g.KH - 1) * g.dh, g.hw = (g.KW - 1) * g.dw;
+  return true;
+}
+
+// Geometry of grad_input's tiles: grad_out (OH x OW) staged; the tiles cover
+// the stride lattice of grad_in: lattice row a holds grad_in rows
+// (a0 + a) * sh - ph + ry, ry < sh, a0 = ph / sh (the first with a row >= 0),
+// and takes grad_out rows a0 + a - (kh * dh - ry) / sh for the taps with
+// kh * dh >= ry and a multiple of sh apart: at most (KH - 1) * dh / sh rows
+// above it (the staged halo). Columns alike.
+bool grad_input_geometry(DwTile& g, const ConvShape& s) {
+  if (!tile_geometry(g, s) || s.H == 0 || s.W == 0) return false;
+  const int64_t ay0 = s.ph / s.sh, ax0 = s.pw / s.sw;
+  g.IH = static_cast<int>(s.OH), g.IW = static_cast<int>(s.OW);
+  g.OH = static_cast<int>((s.H - 1 + s.ph) / s.sh - ay0 + 1);
+  g.OW = static_cast<int>((s.W - 1 + s.pw) / s.sw - ax0 + 1);
+  g.hh = static_cast<int>((s.KH - 1) * s.dh / s.sh);
+  g.hw = static_cast<int>((s.KW - 1) * s.dw / s.sw);
+  g.sh = g.sw = 1;  // lattice points step one grad_out row / col
+  g.ph = static_cast<int>(g.hh - ay0), g.pw = static_cast<int>(g.hw - ax0);
+  g.sc = g.mult;  // the mult grad_out channels of an input channel
+  g.ush = static_cast<int>(s.sh), g.usw = static_cast<int>(s.sw);
+  g.uy0 = static_cast<int>(ay0 * s.sh - s.ph), g.ux0 = static_cast<int>(ax0 * s.sw - s.pw);
+  g.UH = static_cast<int>(s.H), g.UW = static_cast<int>(s.W);
   return true;
 }
 
@@ -176,8 +203,13 @@ template <typename S>
 void forward_impl(const at::Tensor& input, const at::Tensor& weight,
                        const at::Tensor* bias, at::Tensor& out, const ConvShape& s) {
   DwTile g;
-  if (s.OC == s.C && tile_geometry(g, s, s.H, s.W, s.OH, s.OW, s.ph, s.pw) &&
-      tile_launch<S>(input, weight, bias, out, g))
+  if (forward_geometry(g, s) &&
+      tile_launch<S>(input, out, g, [&](auto kh, auto kw, unsigned blocks, const DwTile& g) {
+        launch<dw_tile_kernel<S, decltype(kh)::value, decltype(kw)::value>>(
+            blocks, kThreads, read_ptr<S>(input), read_ptr<S>(weight), strides4(weight),
+            bias ? read_ptr<S>(*bias) : nullptr, bias ? bias->stride(0) : 0, write_ptr<S>(out),
+            g);
+      }))
     return;
   const int64_t total = out.numel();
   with_index_type(total, [&](auto index) {
@@ -192,14 +224,14 @@ void forward_impl(const at::Tensor& input, const at::Tensor& weight,
 template <typename S>
 void grad_input_impl(const at::Tensor& grad_out, const at::Tensor& weight,
                           at::Tensor& grad_in, const ConvShape& s) {
-  // Unit stride: the forward over grad_out with the taps reversed and
-  // padding (K - 1) * d - p.
   DwTile g;
-  g.flip = true;
-  if (s.OC == s.C && s.sh == 1 && s.sw == 1 &&
-      tile_geometry(g, s, s.OH, s.OW, s.H, s.W,
-                    (s.KH - 1) * s.dh - s.ph, (s.KW - 1) * s.dw - s.pw) &&
-      tile_launch<S>(grad_out, weight, nullptr, grad_in, g))
+  if (grad_input_geometry(g, s) &&
+      tile_launch<S>(grad_out, grad_in, g, [&](auto kh, auto kw, unsigned blocks,
+                                               const DwTile& g) {
+        launch<dw_tile_grad_input_kernel<S, decltype(kh)::value, decltype(kw)::value>>(
+            blocks, kThreads, read_ptr<S>(grad_out), read_ptr<S>(weight), strides4(weight),
+            write_ptr<S>(grad_in), g);
+      }))
     return;
   const int64_t total = grad_in.numel();
   with_index_type(total, [&](auto index) {
@@ -213,31 +245,32 @@ void grad_input_impl(const at::Tensor& grad_out, const at::Tensor& weight,
 
 constexpr int64_t kGradWeightBlocks = 1024;
 
-// grad_weight by tiles (multiplier 1, compile-time taps): about
-// kGradWeightBlocks blocks, each walking a fixed set of tiles; false when the
-// problem does not fit.
+// grad_weight by tiles (compile-time taps): about kGradWeightBlocks blocks,
+// each walking a fixed set of tiles for one multiplier output; false when
+// the problem does not fit.
 template <typename S>
 bool grad_weight_tiled(const at::Tensor& grad_out, const at::Tensor& input, at::Tensor& grad_w,
                        const ConvShape& s, const ReduceTarget<S>& target) {
   using T = at::opmath_type<S>;
   DwTile g;
   int64_t blocks = 0;
-  if (s.OC != s.C || !tile_geometry(g, s, s.H, s.W, s.OH, s.OW, s.ph, s.pw) ||
-      !plan_tile<S>(input, grad_out, g, &blocks))
+  if (!forward_geometry(g, s) || !plan_tile<S>(input, grad_out, g, &blocks))
     return false;
   bool done = false;
   with_taps(s.KH, s.KW, [&](auto kh, auto kw) {
     constexpr int KH = decltype(kh)::value, KW = decltype(kw)::value;
     if constexpr (KH > 0) {
       const int64_t tiles = blocks / g.chunks;  // N x tiles_y x tiles_x
-      const int64_t splits = std::clamp<int64_t>(ceil_div<int64_t>(kGradWeightBlocks, g.chunks),
-                                                 1, std::max<int64_t>(tiles, 1));
-      at::Tensor part = scratch<T>(grad_w, splits * s.C * s.taps());
+      const int64_t splits =
+          std::clamp<int64_t>(ceil_div<int64_t>(kGradWeightBlocks, g.chunks * g.mult), 1,
+                              std::max<int64_t>(tiles, 1));
+      if (splits * g.chunks * g.mult > INT32_MAX) return;
+      at::Tensor part = scratch<T>(grad_w, splits * s.OC * s.taps());
       launch<dw_tile_grad_weight_kernel<S, KH, KW>>(
-          static_cast<unsigned>(splits * g.chunks), kThreads, read_ptr<S>(input),
+          static_cast<unsigned>(splits * g.chunks * g.mult), kThreads, read_ptr<S>(input),
           read_ptr<S>(grad_out), write_ptr<T>(part), g, static_cast<int>(s.N),
           static_cast<int>(splits));
-      split_reduce<S, T>(read_ptr<T>(part), splits, s.C, s.taps(), target);
+      split_reduce<S, T>(read_ptr<T>(part), splits, s.OC, s.taps(), target);
       done = true;
     }
   });

@@ -10,14 +10,19 @@
 // 16-byte chunks a thread copies with cp.async for one BK step, zero-filled
 // outside the image and the problem), the epilogue and the block -> (split,
 // group, m tile, n tile) order; the pipeline and the MMA step are
-// mma_tile.cuh's. Tap offsets are 32-bit from a 64-bit per-image base (host
-// checks that an image, H*W*C, fits in 31 bits); no 64-bit division anywhere.
+// mma_tile.cuh's, the tile shapes mma_tiles.cuh's. The epilogue adds the
+// bias and writes 16-byte vectors along the output channels
+// (mma_epilogue.cuh): the output is always a dense, 16-byte aligned NHWC
+// buffer (the host copies to any other layout after). Tap offsets are
+// 32-bit from a 64-bit per-image base (host checks that an image, H*W*C,
+// fits in 31 bits); no 64-bit division anywhere.
 // Split-K: block split s sums k in [s * k_chunk, (s + 1) * k_chunk) into a
 // float32 partial buffer [split][OC][M] that split_reduce adds with the bias.
 
 #include <algorithm>
 
-#include "ops/cuda/mma_tile.cuh"
+#include "ops/cuda/mma_epilogue.cuh"
+#include "ops/cuda/mma_tiles.cuh"
 
 namespace convext {
 namespace cuda {
@@ -29,19 +34,6 @@ struct MmaConvParams {
   int tiles_m, tiles_n;  // per group
   int splits, k_chunk;   // k_chunk: a multiple of every policy's BK
 };
-
-// The forward's tile shapes; conv_forward_cuda.cu's forward_tile() picks one
-// per problem. 3 stages each; 128x128 stages BK = 32 bytes of k (36 KB of
-// shared memory), the others 64 bytes (30 or 45 KB), all under the 48 KB of
-// static shared memory and at 16 warps per SM when at most 128 registers.
-template <typename T>
-using MmaTile128x128 = MmaPolicy<T, 128, 128, 2, 4, 3, 2>;
-template <typename T>
-using MmaTile128x64 = MmaPolicy<T, 128, 64, 2, 2>;
-template <typename T>
-using MmaTile64x128 = MmaPolicy<T, 64, 128, 2, 2>;
-template <typename T>
-using MmaTile64x64 = MmaPolicy<T, 64, 64, 2, 2>;
 
 // Rows m0 + r of group g's patch matrix, r = thread's rows: image base (at
 // the group's first channel) and the top-left input position of each output
@@ -105,8 +97,10 @@ __global__ void __launch_bounds__(P::kThreads, 512 / P::kThreads)
                              const typename P::Elem* bias, typename P::Elem* out, float* part,
                              MmaConvParams p) {
   using T = typename P::Elem;
-  CONVEXT_SHARED_ALIGNED(T, a_s, P::kStages * P::kAStage);
-  CONVEXT_SHARED_ALIGNED(T, b_s, P::kStages * P::kBStage);
+  // one buffer for both operands' stages, reused by the epilogue
+  constexpr int kSmem = P::kStages * (P::kAStage + P::kBStage);
+  CONVEXT_SHARED_ALIGNED(T, smem, kSmem);
+  const smem_ptr<T> a_s = smem, b_s = smem + P::kStages * P::kAStage;
   int blk = blockIdx.x;
   const int n0 = blk % p.tiles_n * P::BN;
   blk /= p.tiles_n;
@@ -126,12 +120,17 @@ __global__ void __launch_bounds__(P::kThreads, 512 / P::kThreads)
     });
     return;
   }
-  for_each_acc<P>(acc, [&](int r, int c, float v) {
-    const int m = m0 + r, n = n0 + c, oc = g * p.OCg + n;
-    if (m >= p.M || n >= p.OCg) return;
-    if (bias) v += static_cast<float>(gload(bias, oc));
-    gstore(out, static_cast<int64_t>(m) * p.OC + oc, static_cast<T>(v));
-  });
+  const T* bias_g = bias ? bias + g * p.OCg : nullptr;
+  epilogue_runs<P, kSmem>(
+      acc, smem,
+      [&](int c, float v) {
+        if (bias_g && n0 + c < p.OCg) v += static_cast<float>(gload(bias_g, n0 + c));
+        return static_cast<T>(v);
+      },
+      [&](int r, int c, smem_ptr<T> s) {  // OCg % kVec == 0: a run is all in or all out
+        const int m = m0 + r, n = n0 + c;
+        if (m < p.M && n < p.OCg) store_16(out, static_cast<int64_t>(m) * p.OC + g * p.OCg + n, s);
+      });
 }
 
 }  // namespace cuda

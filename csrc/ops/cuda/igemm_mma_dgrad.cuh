@@ -14,10 +14,15 @@
 // once, with no atomics. Offsets are 32-bit from 64-bit per-image bases (the
 // host checks an image of either tensor, the repacked weight and the phase
 // arithmetic fit in 31 bits); the main loop has no 64-bit division.
-// All sizes come from the MmaPolicy, so a float/TF32 policy instantiates the
-// same kernel once warp_mma_step has a TF32 step.
+// Instantiated per MmaPolicy: the forward's tile shapes (mma_tiles.cuh, the
+// host picks one per problem) for f16/bf16 (mma m16n8k16) and float (TF32
+// m16n8k8, when torch allows TF32 for convs). The epilogue
+// (mma_epilogue.cuh) writes 16-byte vectors along C where grad_input has
+// channels innermost and 16-byte aligned positions (p.vec_store), element
+// by element otherwise.
 
-#include "ops/cuda/mma_tile.cuh"
+#include "ops/cuda/mma_epilogue.cuh"
+#include "ops/cuda/mma_tiles.cuh"
 #include "ops/cuda/stride_phases.cuh"
 
 namespace convext {
@@ -30,10 +35,8 @@ struct MmaGradInputParams {
   int64_t go_n, gi_n;              // image strides
   int go_h, go_w;                  // grad_output (channel stride 1)
   int gi_c, gi_h, gi_w;            // grad_input
+  bool vec_store;  // gi_c == 1, other strides and gi multiples of 16 bytes
 };
-
-template <typename T>
-using MmaGradInputTile = MmaPolicy<T, 64, 64, 2, 2>;
 
 // One block's GEMM: phase rows/columns y/x (32-bit), group, tile and sizes.
 struct DgradBlock {
@@ -133,13 +136,15 @@ struct RepackedWeightTile {
   }
 };
 
-template <typename T>
-__global__ void __launch_bounds__(MmaGradInputTile<T>::kThreads)
-    igemm_mma_grad_input_kernel(const T* go, const T* w, T* gi, MmaGradInputParams p) {
-  using P = MmaGradInputTile<T>;
-  // one buffer for both operands' stages, so the epilogue tile fits in it for
-  // every element size (float: BK = 16 is narrower than the tile's rows)
-  CONVEXT_SHARED_ALIGNED(T, smem, P::kStages * (P::kAStage + P::kBStage));
+// At most 128 registers: two blocks of 8 warps or four of 4 per SM.
+template <class P>
+__global__ void __launch_bounds__(P::kThreads, 512 / P::kThreads)
+    igemm_mma_grad_input_kernel(const typename P::Elem* go, const typename P::Elem* w,
+                                typename P::Elem* gi, MmaGradInputParams p) {
+  using T = typename P::Elem;
+  // one buffer for both operands' stages, reused by the epilogue
+  constexpr int kSmem = P::kStages * (P::kAStage + P::kBStage);
+  CONVEXT_SHARED_ALIGNED(T, smem, kSmem);
   const smem_ptr<T> a_s = smem, b_s = smem + P::kStages * P::kAStage;
   const DgradBlock b(p, blockIdx.x, P::BM, P::BN);
   if (b.m0 >= b.M) return;  // a smaller phase than the grid's bound (uniform per block)
@@ -147,25 +152,22 @@ __global__ void __launch_bounds__(MmaGradInputTile<T>::kThreads)
   const T* wg = w + static_cast<int64_t>(b.g) * p.icg * p.KH * p.KW * p.ocg;
   mma_mainloop<P>(acc, a_s, b_s, GradOutTile<P, T>(go, p, b), RepackedWeightTile<P, T>{wg, p, b},
                   0, (b.K + P::BK - 1) / P::BK);
-  // Epilogue through shared memory (which every warp is done reading): the
-  // tile rounded to T, then runs of kVec channels of one position per thread,
-  // so a position is decoded once per run, not per element.
-  constexpr int kPitch = P::BN + P::kVec, kRunsPerRow = P::BN / P::kVec;
-  static_assert(P::BM * kPitch <= P::kStages * (P::kAStage + P::kBStage), "epilogue tile fits");
-  __syncthreads();
-  const smem_ptr<T> o_s = smem;
-  for_each_acc<P>(acc, [&](int r, int col, float v) { o_s[r * kPitch + col] = static_cast<T>(v); });
-  __syncthreads();
-  for (int i = 0; i < P::BM * kRunsPerRow / P::kThreads; ++i) {
-    const int run = threadIdx.x + i * P::kThreads, r = run / kRunsPerRow;
-    const int col = run % kRunsPerRow * P::kVec, m = b.m0 + r, c = b.n0 + col;
-    if (m >= b.M || c >= p.icg) continue;  // icg % kVec == 0: a run is all in or all out
-    const int q = m / b.ext_w, tw = m - q * b.ext_w, n = q / b.ext_h, th = q - n * b.ext_h;
-    const int off =
-        (b.g * p.icg + c) * p.gi_c + (b.rh + th * p.sh) * p.gi_h + (b.rw + tw * p.sw) * p.gi_w;
-    T* out = gi + n * p.gi_n;
-    for (int e = 0; e < P::kVec; ++e) gstore(out, off + e * p.gi_c, T(o_s[r * kPitch + col + e]));
-  }
+  // a run of kVec channels of one position: its position decoded once
+  epilogue_runs<P, kSmem>(
+      acc, smem, [](int, float v) { return static_cast<T>(v); },
+      [&](int r, int col, smem_ptr<T> s) {
+        const int m = b.m0 + r, c = b.n0 + col;
+        if (m >= b.M || c >= p.icg) return;  // icg % kVec == 0: a run is all in or all out
+        const int q = m / b.ext_w, tw = m - q * b.ext_w, n = q / b.ext_h, th = q - n * b.ext_h;
+        const int off = (b.g * p.icg + c) * p.gi_c + (b.rh + th * p.sh) * p.gi_h +
+                        (b.rw + tw * p.sw) * p.gi_w;
+        T* out = gi + n * p.gi_n;
+        if (p.vec_store) {
+          store_16(out, off, s);
+        } else {
+          for (int e = 0; e < P::kVec; ++e) gstore(out, off + e * p.gi_c, static_cast<T>(s[e]));
+        }
+      });
 }
 
 }  // namespace cuda

@@ -6,9 +6,12 @@
 // reduction, so 16-byte cp.async chunks land as k-major rows with no
 // transposing copy. ldmatrix .trans then hands out the same fragments that
 // mma_tile.cuh's warp_mma_step reads from "row = m or n, k contiguous" tiles.
+// ldmatrix moves 16-bit elements only, so float (TF32) operands are read as
+// 32-bit words, in the m16n8k8 .tf32 fragment layout, and rounded with
+// cvt.rna as the forward's warp_mma_step_tf32 does.
 //   KMajorPolicy              MmaPolicy's warp grid and pipeline with k-major
-//                             stages: rows of BM / BN elements padded by 16
-//                             bytes (the 8 rows of an ldmatrix in distinct banks)
+//                             stages: rows of BM / BN elements padded so that
+//                             the fragment loads hit distinct banks (below)
 //   warp_mma_step_kmajor<P>   one BK step of a warp's tile from k-major stages
 //   CONVEXT_KMAJOR_MMA_STEP(P)  routes mma_mainloop<P> (which calls
 //                             warp_mma_step<P>) to it, by explicit specialisation
@@ -19,10 +22,18 @@
 namespace convext {
 namespace cuda {
 
-template <typename T, int BM_, int BN_, int WarpsM, int WarpsN, int Stages = 3>
-struct KMajorPolicy : MmaPolicy<T, BM_, BN_, WarpsM, WarpsN, Stages> {
-  using Base = MmaPolicy<T, BM_, BN_, WarpsM, WarpsN, Stages>;
-  static constexpr int kPitchA = BM_ + Base::kVec, kPitchB = BN_ + Base::kVec;
+// Row pitch: BM / BN plus a pad. Half types: 16 bytes, so the 8 row starts
+// an ldmatrix reads (BM, BN multiples of 64: 16 mod 128 bytes apart) fall in
+// 8 distinct 16-byte bank groups. float: 8 words, a pitch of 8 mod 32 words,
+// so the TF32 fragment load of lane (g, t) (row t (+4), word g (+8) of a warp
+// tile) is at bank 8t + g + const mod 32: the 32 lanes hit 32 distinct banks
+// (a 4-word pad would put rows t and t + 1 on banks 4 apart: 2-way conflicts).
+template <typename T, int BM_, int BN_, int WarpsM, int WarpsN, int Stages = 3, int KChunks = 4>
+struct KMajorPolicy : MmaPolicy<T, BM_, BN_, WarpsM, WarpsN, Stages, KChunks> {
+  using Base = MmaPolicy<T, BM_, BN_, WarpsM, WarpsN, Stages, KChunks>;
+  static constexpr int kPad = sizeof(T) == 4 ? 8 : Base::kVec;
+  static constexpr int kPitchA = BM_ + kPad, kPitchB = BN_ + kPad;
+  static_assert(BM_ % 64 == 0 && BN_ % 64 == 0, "conflict-free pitch");
   static constexpr int kAStage = Base::BK * kPitchA, kBStage = Base::BK * kPitchB;
   static constexpr int kChunksA = BM_ / Base::kVec, kChunksB = BN_ / Base::kVec;  // per row
   static_assert(Base::BK * kChunksA % Base::kThreads == 0 &&
@@ -34,9 +45,31 @@ struct KMajorPolicy : MmaPolicy<T, BM_, BN_, WarpsM, WarpsN, Stages> {
 // ldmatrix x4 .trans is k rows +0/+8 (j / 2) at m +0/+8 (j % 2): lane l gets
 // A[g][2t..2t+1] from stored rows 2t, 2t+1 of column g. For B two n blocks:
 // k rows +0/+8 (j % 2) at n +0/+8 (j / 2).
+// float: per 8 k, lane (g, t) reads A[g + 8 (i % 2)][t + 4 (i / 2)] from
+// stored row t + 4 (i / 2), column g + 8 (i % 2), and B[t + 4 i][g] from row
+// t + 4 i, column g: mma.cuh's tf32 table, each word rounded once (cvt.rna).
 template <class P>
-__device__ void warp_mma_step_kmajor(Accumulators<P>& acc, smem_ptr<typename P::Elem> a,
-                                     smem_ptr<typename P::Elem> b, int wm, int wn) {
+__device__ void warp_mma_step_kmajor_tf32(Accumulators<P>& acc, smem_ptr<float> a,
+                                          smem_ptr<float> b, int wm, int wn) {
+  const int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  for (int ks = 0; ks < P::BK; ks += 8) {
+    uint32_t fa[P::MI][4], fb[P::NI][2];
+    for (int mi = 0; mi < P::MI; ++mi)
+      for (int i = 0; i < 4; ++i)
+        fa[mi][i] = to_tf32(a[(ks + t + 4 * (i / 2)) * P::kPitchA + wm * P::WM + mi * 16 + g +
+                              8 * (i % 2)]);
+    for (int ni = 0; ni < P::NI; ++ni)
+      for (int i = 0; i < 2; ++i)
+        fb[ni][i] = to_tf32(b[(ks + t + 4 * i) * P::kPitchB + wn * P::WN + ni * 8 + g]);
+    for (int mi = 0; mi < P::MI; ++mi)
+      for (int ni = 0; ni < P::NI; ++ni)
+        mma_m16n8k8_tf32(acc[mi][ni], fa[mi], fb[ni], acc[mi][ni]);
+  }
+}
+
+template <class P>
+__device__ void warp_mma_step_kmajor_b16(Accumulators<P>& acc, smem_ptr<typename P::Elem> a,
+                                         smem_ptr<typename P::Elem> b, int wm, int wn) {
   using T = typename P::Elem;
   const int lane = threadIdx.x % 32, j = lane / 8, r = lane % 8;
   for (int ks = 0; ks < P::BK; ks += 16) {
@@ -53,6 +86,15 @@ __device__ void warp_mma_step_kmajor(Accumulators<P>& acc, smem_ptr<typename P::
     for (int mi = 0; mi < P::MI; ++mi)
       for (int ni = 0; ni < P::NI; ++ni) mma_m16n8k16<T>(acc[mi][ni], fa[mi], fb[ni], acc[mi][ni]);
   }
+}
+
+template <class P>
+__device__ void warp_mma_step_kmajor(Accumulators<P>& acc, smem_ptr<typename P::Elem> a,
+                                     smem_ptr<typename P::Elem> b, int wm, int wn) {
+  if constexpr (std::is_same_v<typename P::Elem, float>)
+    warp_mma_step_kmajor_tf32<P>(acc, a, b, wm, wn);
+  else
+    warp_mma_step_kmajor_b16<P>(acc, a, b, wm, wn);
 }
 
 // mma_mainloop<P> calls warp_mma_step<P>; a full specialisation per k-major

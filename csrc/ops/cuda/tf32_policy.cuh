@@ -7,9 +7,10 @@
 // the next call. The one place the CUDA path choice asks; a float32 path
 // that ignores it is a bug.
 //
-// Asked by the forward (conv_forward_cuda.cu: TF32 tensor-core kernel when
-// true, full-precision SIMT kernels when false); the backward ops run
-// float32 in full precision until they get TF32 kernels (README).
+// Asked by the forward (conv_forward_cuda.cu), grad_input
+// (conv_grad_input_cuda.cu, so also the transposed-conv forward) and
+// grad_weight (conv_grad_weight_cuda.cu): TF32 tensor-core kernels when true,
+// full-precision SIMT kernels when false.
 
 #include <ATen/Context.h>
 

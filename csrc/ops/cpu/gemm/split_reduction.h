@@ -1,11 +1,14 @@
 #pragma once
 // Tiling of a GEMM with a long reduction and a small output (the weight
-// gradients): tasks own disjoint output tiles, and when there are too few
-// tiles to feed many threads the reduction is also split, into partial sums
-// added in a fixed order afterwards. Tiles and splits are planned for a fixed
-// thread count, not the current one, so the result is the same whatever
-// torch.set_num_threads says. Only split tiles keep partial sums (counted
-// Scratch, scratch.h); an unsplit tile lives in its thread's buffer.
+// gradients): tasks own disjoint output tiles, and the reduction is also
+// split, into partial sums added in a fixed order afterwards. Tiles stay
+// large (each reduction block's operands are packed once per tile, so small
+// tiles repack them many times); the tasks the threads need come from
+// splitting the reduction, within a scratch budget. Tiles and splits are
+// planned from the sizes alone, never the thread count, so the result is
+// the same whatever torch.set_num_threads says. Only split tiles keep
+// partial sums (counted Scratch, scratch.h); an unsplit tile lives in its
+// thread's buffer.
 
 #include <ATen/Parallel.h>
 
@@ -24,25 +27,55 @@ struct OutTile {
   int64_t g, m0, mc, n0, nc;
 };
 
+// How a reduction is cut: blocks of KC, splits no shorter than min_chunk,
+// partial sums within partial_bytes.
+struct ReductionCut {
+  int64_t KC, min_chunk, partial_bytes;
+};
+
 // groups x (M x N) outputs, each summed over R, in reduction blocks of KC.
 template <typename T>
 struct SplitReduction {
-  static constexpr int64_t kThreads = 16;  // planned for; more still get a share of the tasks
+  static constexpr int64_t kTasks = 32;  // planned for 16 threads; more still share them
   int64_t M, N, R;
   TilePlan plan;
   int64_t tiles, splits, r_chunk, tile_size;
   Scratch<T> partial;
 
-  SplitReduction(int64_t G, int64_t M, int64_t N, int64_t R, int64_t KC, int64_t mr,
+  SplitReduction(int64_t G, int64_t M, int64_t N, int64_t R, const ReductionCut& cut, int64_t mr,
                  int64_t nr, int64_t mc_max, int64_t nc_max)
-      : M(M), N(N), R(R), plan(plan_tiles(G, M, N, mr, nr, mc_max, nc_max, kThreads)),
+      : M(M), N(N), R(R), plan(plan_split(G, M, N, R, cut, mr, nr, mc_max, nc_max, splits)),
         tiles(G * plan.tasks_per_group()),
-        // split only as far as needed to feed the threads, never into pieces
-        // shorter than a few KC blocks
-        splits(std::max<int64_t>(1, std::min(ceil_div(2 * kThreads, tiles), R / (4 * KC)))),
         r_chunk(ceil_div(std::max<int64_t>(R, 1), splits)),
         tile_size(plan.MC * plan.NC),
         partial(splits > 1 ? tiles * splits * tile_size : 0) {}
+
+  // The largest tiles that, with as many splits as the reduction's length
+  // and the budget allow, still make kTasks tasks (or the smallest tiles
+  // worth their packing, if none do).
+  static TilePlan plan_split(int64_t G, int64_t M, int64_t N, int64_t R, const ReductionCut& cut,
+                             int64_t mr, int64_t nr, int64_t mc_max, int64_t nc_max,
+                             int64_t& splits) {
+    TilePlan p;
+    p.MC = std::min(round_up(std::max<int64_t>(M, 1), mr), mc_max);
+    p.NC = std::min(round_up(std::max<int64_t>(N, 1), nr), nc_max);
+    int64_t tiles = 0, most = 1;
+    auto count = [&] {
+      p.m_blocks = ceil_div(std::max<int64_t>(M, 1), p.MC);
+      p.n_blocks = ceil_div(std::max<int64_t>(N, 1), p.NC);
+      tiles = G * p.m_blocks * p.n_blocks;
+      const int64_t bytes = tiles * p.MC * p.NC * int64_t(sizeof(T));
+      most = std::max<int64_t>(1, std::min(R / std::max<int64_t>(cut.min_chunk, 1),
+                                           cut.partial_bytes / bytes));
+      return tiles * most;
+    };
+    const int64_t nc_min = std::max<int64_t>(2 * nr, 64), mc_min = std::max<int64_t>(2 * mr, 32);
+    while (count() < kTasks && p.NC > nc_min) p.NC = round_up(p.NC / 2, nr);
+    while (count() < kTasks && p.MC > mc_min) p.MC = round_up(p.MC / 2, mr);
+    count();
+    splits = std::min(most, ceil_div(kTasks, tiles));
+    return p;
+  }
 
   OutTile tile(int64_t t) const {
     const int64_t g = t / plan.tasks_per_group();
@@ -84,6 +117,22 @@ struct SplitReduction {
     });
   }
 };
+
+// Writes a finished grad_weight tile c (row stride ldc) of group g: row m is
+// output channel g*M + m0 + m, column k (of the GEMM's N side) is input
+// channel and tap col(k) -> (ic, tap).
+template <typename S, typename T, class Col>
+void store_weight_tile(const OutTile& t, const T* c, int64_t ldc, int64_t M, S* gw,
+                       at::IntArrayRef ws, int64_t KW, Col col) {
+  for (int64_t m = 0; m < t.mc; ++m) {
+    S* row = gw + (t.g * M + t.m0 + m) * ws[0];
+    for (int64_t j = 0; j < t.nc; ++j) {
+      int64_t ic, tap;
+      col(t.n0 + j, ic, tap);
+      row[ic * ws[1] + (tap / KW) * ws[2] + (tap % KW) * ws[3]] = static_cast<S>(c[m * ldc + j]);
+    }
+  }
+}
 
 }  // namespace cpu
 }  // namespace convext

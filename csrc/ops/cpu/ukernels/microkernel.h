@@ -44,6 +44,22 @@ struct UKernelIgemm {
 // bfloat16 operands travel as their raw bits (ISA files include no torch header).
 using Bf16Bits = uint16_t;
 
+// The dot-product ("inner product") form, for GEMMs whose reduction axis is
+// contiguous in both operands (the weight gradients, reducing over
+// positions): a 4 x 4 tile
+//   C[i][j] (= or +=) sum_{l < L} a[i*lda + l] * b[j*ldb + l],
+// summed in vector lanes (l mod the vector width) and reduced across lanes
+// once per call, in a fixed order. L is a multiple of `lanes` (16 floats, or
+// 32 bfloat16 multiplied in (l, l+1) pairs): callers zero-pad their rows.
+template <typename P, typename T = P>
+struct UKernelDot {
+  void (*fn)(int64_t L, const P* a, int64_t lda, const P* b, int64_t ldb, T* c, int64_t ldc,
+             bool accumulate) = nullptr;
+  int mr = 0;
+  int nr = 0;
+  int lanes = 0;
+};
+
 // Depthwise rows, with every tap given as a unit-stride source run:
 //   taps_row: out[i] = init + sum_t w[t] * src[t][i],  i < n.
 //     Works in whole vectors: it may read src[t][i] and write out[i] up to
@@ -54,16 +70,39 @@ using Bf16Bits = uint16_t;
 constexpr int64_t kRowSlack = 16;
 constexpr int64_t kDotLanes = 16;
 
-// Channels-last depthwise, vectorised over channels (per-element weights):
-//   vtaps_row: out[i] = init[i] + sum_t w[t][i] * src[t][i],  i < n
-//   vtaps_acc: acc[t][i] += g[i] * src[t][i],  i < n
+// Channels-last depthwise, vectorised over channels (per-element weights),
+// over np pixels of a row, pixel p's sources `step` elements after p-1's:
+//   vtaps_row: out[p*ldo + i] = init[i] + sum_t w[t][i] * src[t][p*step + i]
+//   vtaps_acc: acc[t][i] += sum_p g[p*ldg + i] * src[t][p*step + i]
+// for i < n, p < np (nothing else written).
 template <typename T>
 struct RowKernels {
   void (*taps_row)(T* out, int64_t n, const T* const* src, const T* w, int64_t ntaps, T init);
   void (*taps_dot)(T* acc, const T* g, int64_t n, const T* const* src, int64_t ntaps);
-  void (*vtaps_row)(T* out, int64_t n, const T* const* src, const T* const* w, int64_t ntaps,
-                    const T* init);
-  void (*vtaps_acc)(T* const* acc, int64_t n, const T* g, const T* const* src, int64_t ntaps);
+  void (*vtaps_row)(T* out, int64_t ldo, int64_t np, int64_t n, const T* const* src,
+                    int64_t step, const T* const* w, int64_t ntaps, const T* init);
+  void (*vtaps_acc)(T* const* acc, int64_t np, int64_t n, const T* g, int64_t ldg,
+                    const T* const* src, int64_t step, int64_t ntaps);
+};
+
+// Grouped direct conv (grouped_conv_cpu.cpp), lanes along output channels,
+// W lanes per vector, every pixel's lanes `os` apart in `out`:
+//   row: out[p*os + l] = init[l] + sum_{t<ntaps, i<ig} w[t][i*W + l] * x(t, i, p)[l],
+//        p < np, with x(t, i, p) = src[t][p*xs + i] broadcast to every lane
+//        (bcast) or the lanes src[t][p*xs + i*W + l] (expanded rows)
+//   acc: acc[q*W + l] += sum_{p<np} g[p*gs + l] * x(q, p)[l],  q < nq, with
+//        x(q, p) = src[q][p*xs] broadcast (bcast) or the lanes src[q][p*xs + l]
+//   expand: dst[p*ds + k] = raw[p*rs + idx[k]] (0 where idx[k] < 0), k < n, p < np;
+//        it may read raw up to W elements past a pixel's largest index.
+template <typename T>
+struct GroupedKernels {
+  void (*row)(T* out, int64_t np, int64_t os, const T* const* src, int64_t xs,
+              const T* const* w, int64_t ntaps, int64_t ig, bool bcast, const T* init) = nullptr;
+  void (*acc)(T* acc, int64_t np, const T* g, int64_t gs, const T* const* src, int64_t xs,
+              int64_t nq, bool bcast) = nullptr;
+  void (*expand)(T* dst, int64_t ds, const T* raw, int64_t rs, int64_t np, const int32_t* idx,
+                 int64_t n) = nullptr;
+  int W = 0;
 };
 
 struct UKernelSet {
@@ -82,6 +121,11 @@ struct UKernelSet {
   UKernelIgemm<float> f32_igemm_wide;
   UKernelIgemm<double> f64_igemm;
   UKernelIgemm<Bf16Bits, float> bf16_igemm{nullptr, 0, 0, 2};
+  // Dot-product forms of f32 and bf16 (fn null where an ISA lacks one).
+  UKernelDot<float> f32_dot;
+  UKernelDot<Bf16Bits, float> bf16_dot;
+  GroupedKernels<float> grouped_f32;
+  GroupedKernels<double> grouped_f64;
 };
 
 // Defined in the per-ISA translation units. x86-64 ones return false when
@@ -114,6 +158,13 @@ template <> inline const UKernel<double>& ukernel_for<double>() { return ukernel
 template <typename T> const RowKernels<T>& row_kernels_for();
 template <> inline const RowKernels<float>& row_kernels_for<float>() { return ukernels().row_f32; }
 template <> inline const RowKernels<double>& row_kernels_for<double>() { return ukernels().row_f64; }
+template <typename T> const GroupedKernels<T>& grouped_kernels_for();
+template <> inline const GroupedKernels<float>& grouped_kernels_for<float>() {
+  return ukernels().grouped_f32;
+}
+template <> inline const GroupedKernels<double>& grouped_kernels_for<double>() {
+  return ukernels().grouped_f64;
+}
 
 }  // namespace cpu
 }  // namespace convext

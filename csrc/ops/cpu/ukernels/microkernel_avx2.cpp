@@ -39,6 +39,7 @@ struct VD {
 
 #include "ops/cpu/ukernels/microkernel_body.h"
 #include "ops/cpu/ukernels/rowkernel_body.h"
+#include "ops/cpu/ukernels/grouped_body.h"
 
 }  // namespace avx2
 
@@ -49,6 +50,8 @@ bool ukernels_avx2(UKernelSet* out) {
   out->f64_igemm = {&avx2::ukernel_igemm<avx2::VD, 4, 3>, 4, 12};
   out->row_f32 = avx2::row_kernels<avx2::VF>();
   out->row_f64 = avx2::row_kernels<avx2::VD>();
+  out->grouped_f32 = avx2::grouped_kernels<avx2::VF>();
+  out->grouped_f64 = avx2::grouped_kernels<avx2::VD>();
   out->isa = "avx2";
   return true;
 }

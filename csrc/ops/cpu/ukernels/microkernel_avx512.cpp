@@ -1,6 +1,9 @@
 // AVX-512F microkernels: 8 x 48 floats (24 accumulators of 32 zmm) and
-// 8 x 24 doubles.
+// 8 x 24 doubles; the 4 x 4 float dot-product tile (dotkernel_body.h); the
+// grouped direct-conv row kernels (grouped_body.h).
 #include "ops/cpu/ukernels/microkernel.h"
+
+#include <vector>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 // Only this file is built for AVX-512 (see microkernel_avx2.cpp).
@@ -38,6 +41,67 @@ struct VD {
 
 #include "ops/cpu/ukernels/microkernel_body.h"
 #include "ops/cpu/ukernels/rowkernel_body.h"
+#include "ops/cpu/ukernels/dotkernel_body.h"
+
+void dot_f32(int64_t L, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+             int64_t ldc, bool accumulate) {
+  dot_kernel<float, 16>(L, a, lda, b, ldb, c, ldc, accumulate,
+                        [](__m512 (&acc)[4][4], const float* const* ar, const float* const* br) {
+    __m512 av[4], bv[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) av[i] = _mm512_loadu_ps(ar[i]);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) bv[j] = _mm512_loadu_ps(br[j]);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i)
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_fmadd_ps(av[i], bv[j], acc[i][j]);
+  });
+}
+
+#include "ops/cpu/ukernels/grouped_body.h"
+
+// Grouped expansion, a vector at a time: a permute of one load where a
+// vector's indices lie within 16 consecutive elements, else a gather.
+void grouped_expand_f32(float* dst, int64_t ds, const float* raw, int64_t rs, int64_t np,
+                        const int32_t* idx, int64_t n) {
+  if (n % 16 != 0) return grouped_expand_scalar(dst, ds, raw, rs, np, idx, n);
+  struct Vec {
+    int32_t lo;
+    bool permute;
+    __mmask16 valid;
+    int32_t index[16];  // (no __m512i member: the vector need not be 64-byte aligned)
+  };
+  std::vector<Vec> vs(n / 16);
+  for (int64_t q = 0; q < n / 16; ++q) {
+    const int32_t* iq = idx + q * 16;
+    int32_t lo = -1, hi = -1;
+    __mmask16 valid = 0;
+    for (int l = 0; l < 16; ++l) {
+      if (iq[l] < 0) continue;
+      valid |= __mmask16(1u << l);
+      lo = lo < 0 || iq[l] < lo ? iq[l] : lo;
+      hi = iq[l] > hi ? iq[l] : hi;
+    }
+    Vec& v = vs[q];
+    v.permute = lo >= 0 && hi - lo < 16;
+    v.lo = lo < 0 ? 0 : lo;
+    v.valid = valid;
+    for (int l = 0; l < 16; ++l) v.index[l] = iq[l] < 0 ? 0 : iq[l] - (v.permute ? lo : 0);
+  }
+  for (int64_t p = 0; p < np; ++p) {
+    const float* r = raw + p * rs;
+    float* d = dst + p * ds;
+    for (int64_t q = 0; q < n / 16; ++q) {
+      const Vec& v = vs[q];
+      const __m512i index = _mm512_loadu_si512(v.index);
+      const __m512 x = v.permute
+          ? _mm512_maskz_permutexvar_ps(v.valid, index, _mm512_loadu_ps(r + v.lo))
+          : _mm512_mask_i32gather_ps(_mm512_setzero_ps(), v.valid, index, r, 4);
+      _mm512_storeu_ps(d + q * 16, x);
+    }
+  }
+}
 
 }  // namespace avx512
 
@@ -47,8 +111,12 @@ bool ukernels_avx512(UKernelSet* out) {
   out->f32_igemm = {&avx512::ukernel_igemm<avx512::VF, 8, 3>, 8, 48};
   out->f64_igemm = {&avx512::ukernel_igemm<avx512::VD, 8, 3>, 8, 24};
   out->f32_igemm_wide = {&avx512::ukernel_igemm<avx512::VF, 6, 4>, 6, 64};
+  out->f32_dot = {&avx512::dot_f32, 4, 4, 16};
   out->row_f32 = avx512::row_kernels<avx512::VF>();
   out->row_f64 = avx512::row_kernels<avx512::VD>();
+  out->grouped_f32 = avx512::grouped_kernels<avx512::VF>();
+  out->grouped_f32.expand = &avx512::grouped_expand_f32;
+  out->grouped_f64 = avx512::grouped_kernels<avx512::VD>();
   out->isa = "avx512";
   return true;
 }

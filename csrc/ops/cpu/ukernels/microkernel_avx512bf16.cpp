@@ -76,11 +76,32 @@ void ukernel_igemm(int64_t ks, int64_t kc, const Bf16Bits* const* a, const Bf16B
   }, b, c, ldc, accumulate);
 }
 
+#include "ops/cpu/ukernels/dotkernel_body.h"
+
+// Dot-product tile: 32 bfloat16 per vector, (l, l+1) pairs summed per lane.
+void dot_bf16(int64_t L, const Bf16Bits* a, int64_t lda, const Bf16Bits* b, int64_t ldb,
+              float* c, int64_t ldc, bool accumulate) {
+  dot_kernel<Bf16Bits, 32>(L, a, lda, b, ldb, c, ldc, accumulate,
+                           [](__m512 (&acc)[4][4], const Bf16Bits* const* ar,
+                              const Bf16Bits* const* br) {
+    __m512bh av[4], bv[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) av[i] = (__m512bh)_mm512_loadu_si512(ar[i]);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) bv[j] = (__m512bh)_mm512_loadu_si512(br[j]);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i)
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], av[i], bv[j]);
+  });
+}
+
 }  // namespace avx512bf16
 
 bool ukernels_avx512bf16(UKernelSet* out) {
   out->bf16 = {&avx512bf16::ukernel<8, 3>, 8, 48, 2};
   out->bf16_igemm = {&avx512bf16::ukernel_igemm<8, 3>, 8, 48, 2};
+  out->bf16_dot = {&avx512bf16::dot_bf16, 4, 4, 32};
   out->isa = "avx512+bf16";
   return true;
 }

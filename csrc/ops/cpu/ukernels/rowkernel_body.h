@@ -87,52 +87,105 @@ void dw_taps_dot(typename V::T* acc, const typename V::T* g, int64_t n,
   }
 }
 
-// Channels-last depthwise: per-element weights.
-// out[i] = init[i] + sum_t w[t][i] * src[t][i],  i < n.
-template <class V>
-void dw_vtaps_row(typename V::T* out, int64_t n, const typename V::T* const* src,
-                  const typename V::T* const* w, int64_t ntaps, const typename V::T* init) {
+// Channels-last depthwise, np pixels of a row at once (per-element weights):
+//   out[p*ldo + i] = init[i] + sum_t w[t][i] * src[t][p*step + i]
+// A block of PB pixels keeps PB accumulators in registers, so each weight
+// vector is loaded once per PB FMAs; vectors run along the channels.
+template <class V, int PB>
+inline void vtaps_row_block(typename V::T* out, int64_t ldo, int64_t i,
+                            const typename V::T* const* src, int64_t off, int64_t step,
+                            const typename V::T* const* w, int64_t ntaps,
+                            const typename V::T* init) {
   using R = typename V::reg;
+  R a[PB];
+  const R b = V::load(init + i);
+#pragma GCC unroll 8
+  for (int j = 0; j < PB; ++j) a[j] = b;
+  for (int64_t t = 0; t < ntaps; ++t) {
+    const R wv = V::load(w[t] + i);
+    const typename V::T* s = src[t] + off + i;
+#pragma GCC unroll 8
+    for (int j = 0; j < PB; ++j) a[j] = V::fma(wv, V::load(s + j * step), a[j]);
+  }
+#pragma GCC unroll 8
+  for (int j = 0; j < PB; ++j) V::store(out + j * ldo + i, a[j]);
+}
+
+// PB pixels starting at pixel p: whole vectors, then the channel tail.
+template <class V, int PB>
+inline void vtaps_row_pixels(typename V::T* out, int64_t ldo, int64_t p, int64_t n,
+                             const typename V::T* const* src, int64_t step,
+                             const typename V::T* const* w, int64_t ntaps,
+                             const typename V::T* init) {
   constexpr int W = V::W;
-  constexpr int NV = 4;  // independent FMA chains
   int64_t i = 0;
-  for (; i + NV * W <= n; i += NV * W) {
-    R a[NV];
-#pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) a[j] = V::load(init + i + j * W);
-    for (int64_t t = 0; t < ntaps; ++t) {
-#pragma GCC unroll 4
-      for (int j = 0; j < NV; ++j)
-        a[j] = V::fma(V::load(w[t] + i + j * W), V::load(src[t] + i + j * W), a[j]);
-    }
-#pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) V::store(out + i + j * W, a[j]);
-  }
-  for (; i + W <= n; i += W) {
-    R a = V::load(init + i);
-    for (int64_t t = 0; t < ntaps; ++t) a = V::fma(V::load(w[t] + i), V::load(src[t] + i), a);
-    V::store(out + i, a);
-  }
+  for (; i + W <= n; i += W)
+    vtaps_row_block<V, PB>(out + p * ldo, ldo, i, src, p * step, step, w, ntaps, init);
   for (; i < n; ++i) {
-    typename V::T a = init[i];
-    for (int64_t t = 0; t < ntaps; ++t) a += w[t][i] * src[t][i];
-    out[i] = a;
+    for (int j = 0; j < PB; ++j) {
+      typename V::T a = init[i];
+      for (int64_t t = 0; t < ntaps; ++t) a += w[t][i] * src[t][(p + j) * step + i];
+      out[(p + j) * ldo + i] = a;
+    }
   }
 }
 
-// acc[t][i] += g[i] * src[t][i],  i < n,  for every tap t.
 template <class V>
-void dw_vtaps_acc(typename V::T* const* acc, int64_t n, const typename V::T* g,
-                  const typename V::T* const* src, int64_t ntaps) {
+void dw_vtaps_row(typename V::T* out, int64_t ldo, int64_t np, int64_t n,
+                  const typename V::T* const* src, int64_t step,
+                  const typename V::T* const* w, int64_t ntaps, const typename V::T* init) {
+  constexpr int PB = 8;
+  int64_t p = 0;
+  for (; p + PB <= np; p += PB) vtaps_row_pixels<V, PB>(out, ldo, p, n, src, step, w, ntaps, init);
+  if (p + 4 <= np) {
+    vtaps_row_pixels<V, 4>(out, ldo, p, n, src, step, w, ntaps, init);
+    p += 4;
+  }
+  for (; p < np; ++p) vtaps_row_pixels<V, 1>(out, ldo, p, n, src, step, w, ntaps, init);
+}
+
+// acc[t][i] += sum_{p < PB} g[p*ldg + i] * src[t][(p0 + p)*step + i], the PB
+// grad_output vectors held in registers across the taps.
+template <class V, int PB>
+inline void vtaps_acc_pixels(typename V::T* const* acc, int64_t p0, int64_t n,
+                             const typename V::T* g, int64_t ldg,
+                             const typename V::T* const* src, int64_t step, int64_t ntaps) {
+  using R = typename V::reg;
   constexpr int W = V::W;
   int64_t i = 0;
   for (; i + W <= n; i += W) {
-    const typename V::reg gv = V::load(g + i);
-    for (int64_t t = 0; t < ntaps; ++t)
-      V::store(acc[t] + i, V::fma(gv, V::load(src[t] + i), V::load(acc[t] + i)));
+    R gv[PB];
+#pragma GCC unroll 8
+    for (int j = 0; j < PB; ++j) gv[j] = V::load(g + (p0 + j) * ldg + i);
+    for (int64_t t = 0; t < ntaps; ++t) {
+      const typename V::T* s = src[t] + p0 * step + i;
+      R a = V::load(acc[t] + i), b = V::zero();  // two chains
+#pragma GCC unroll 8
+      for (int j = 0; j + 1 < PB; j += 2) {
+        a = V::fma(gv[j], V::load(s + j * step), a);
+        b = V::fma(gv[j + 1], V::load(s + (j + 1) * step), b);
+      }
+      if constexpr (PB % 2 == 1) a = V::fma(gv[PB - 1], V::load(s + (PB - 1) * step), a);
+      V::store(acc[t] + i, V::add(a, b));
+    }
   }
   for (; i < n; ++i)
-    for (int64_t t = 0; t < ntaps; ++t) acc[t][i] += g[i] * src[t][i];
+    for (int64_t t = 0; t < ntaps; ++t)
+      for (int j = 0; j < PB; ++j) acc[t][i] += g[(p0 + j) * ldg + i] * src[t][(p0 + j) * step + i];
+}
+
+//   acc[t][i] += sum_{p < np} g[p*ldg + i] * src[t][p*step + i]
+template <class V>
+void dw_vtaps_acc(typename V::T* const* acc, int64_t np, int64_t n, const typename V::T* g,
+                  int64_t ldg, const typename V::T* const* src, int64_t step, int64_t ntaps) {
+  constexpr int PB = 8;
+  int64_t p = 0;
+  for (; p + PB <= np; p += PB) vtaps_acc_pixels<V, PB>(acc, p, n, g, ldg, src, step, ntaps);
+  if (p + 4 <= np) {
+    vtaps_acc_pixels<V, 4>(acc, p, n, g, ldg, src, step, ntaps);
+    p += 4;
+  }
+  for (; p < np; ++p) vtaps_acc_pixels<V, 1>(acc, p, n, g, ldg, src, step, ntaps);
 }
 
 // This ISA's row kernels for V's element type.

@@ -115,27 +115,28 @@ void ukernel_taps_dot(const std::string& isa, const at::Tensor& acc, const at::T
   });
 }
 
-void ukernel_vtaps_row(const std::string& isa, const at::Tensor& out, int64_t n,
+void ukernel_vtaps_row(const std::string& isa, const at::Tensor& out, int64_t n, int64_t np,
                        const at::Tensor& src, const at::Tensor& w, const at::Tensor& init) {
   float_or_double(out, [&](auto zero) {
     using T = decltype(zero);
-    const std::vector<T*> s = rows_of<T>(src, n, "src"), wr = rows_of<T>(w, n, "w");
+    const std::vector<T*> s = rows_of<T>(src, np * n, "src"), wr = rows_of<T>(w, n, "w");
     TORCH_CHECK(wr.size() == s.size(), "ukernel: src and w need as many taps");
     check_buffer(init, out.scalar_type(), n, "init");
-    check_buffer(out, out.scalar_type(), n, "out");
-    rows<T>(set_of(isa)).vtaps_row(out.mutable_data_ptr<T>(), n, s.data(), wr.data(), s.size(),
-                                   init.const_data_ptr<T>());
+    check_buffer(out, out.scalar_type(), np * n, "out");
+    rows<T>(set_of(isa)).vtaps_row(out.mutable_data_ptr<T>(), n, np, n, s.data(), n, wr.data(),
+                                   s.size(), init.const_data_ptr<T>());
   });
 }
 
-void ukernel_vtaps_acc(const std::string& isa, const at::Tensor& acc, int64_t n,
+void ukernel_vtaps_acc(const std::string& isa, const at::Tensor& acc, int64_t n, int64_t np,
                        const at::Tensor& g, const at::Tensor& src) {
   float_or_double(acc, [&](auto zero) {
     using T = decltype(zero);
-    const std::vector<T*> s = rows_of<T>(src, n, "src"), a = rows_of<T>(acc, n, "acc");
+    const std::vector<T*> s = rows_of<T>(src, np * n, "src"), a = rows_of<T>(acc, n, "acc");
     TORCH_CHECK(a.size() == s.size(), "ukernel: src and acc need as many taps");
-    check_buffer(g, acc.scalar_type(), n, "g");
-    rows<T>(set_of(isa)).vtaps_acc(a.data(), n, g.const_data_ptr<T>(), s.data(), s.size());
+    check_buffer(g, acc.scalar_type(), np * n, "g");
+    rows<T>(set_of(isa)).vtaps_acc(a.data(), np, n, g.const_data_ptr<T>(), n, s.data(), n,
+                                   s.size());
   });
 }
 

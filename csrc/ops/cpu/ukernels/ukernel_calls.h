@@ -29,14 +29,15 @@ void ukernel_gemm(const std::string& isa, int64_t kc, const at::Tensor& a, const
                   const at::Tensor& c, int64_t ldc, bool accumulate);
 
 // The depthwise row kernels; src (and w for vtaps_row, acc for vtaps_acc)
-// are (ntaps, length) tensors, one tap per row.
+// are (ntaps, length) tensors, one tap per row. vtaps_row/vtaps_acc run np
+// pixels of n channels each, packed one after the other in src, out and g.
 void ukernel_taps_row(const std::string& isa, const at::Tensor& out, int64_t n,
                       const at::Tensor& src, const at::Tensor& w, double init);
 void ukernel_taps_dot(const std::string& isa, const at::Tensor& acc, const at::Tensor& g,
                       int64_t n, const at::Tensor& src);
-void ukernel_vtaps_row(const std::string& isa, const at::Tensor& out, int64_t n,
+void ukernel_vtaps_row(const std::string& isa, const at::Tensor& out, int64_t n, int64_t np,
                        const at::Tensor& src, const at::Tensor& w, const at::Tensor& init);
-void ukernel_vtaps_acc(const std::string& isa, const at::Tensor& acc, int64_t n,
+void ukernel_vtaps_acc(const std::string& isa, const at::Tensor& acc, int64_t n, int64_t np,
                        const at::Tensor& g, const at::Tensor& src);
 
 }  // namespace cpu
