@@ -11,7 +11,8 @@ whether the tensor-core kernel launched, and which tile, so a case that
 silently falls back to the SIMT kernel fails, and so does one the
 tensor-core path must not take. The epilogue's two stores: 2D grad_input is
 channels_last (16-byte vector stores along C), 1D grad_input is (N, C, L)
-(element stores).
+(element stores). An NCHW grad_output (PyTorch's default) takes the same
+kernel from an NHWC copy: the same bits as the channels_last run.
 """
 import math
 import os
@@ -95,9 +96,12 @@ FALLBACK_CASES = {
     "c_not_8": (Case(2, 2, 12, 16, (7, 7), (3, 3), padding=(1, 1)), True),
     "oc_not_8": (Case(2, 2, 8, 12, (7, 7), (3, 3), padding=(1, 1)), True),
     "grouped_icg_not_8": (Case(2, 2, 8, 16, (7, 7), (3, 3), padding=(1, 1), groups=2), True),
-    "nchw": (MMA_CASES["edges"], False),
-    "conv1d_ncl": (MMA_CASES["conv1d"], False),
+    # NCHW is copied to NHWC only for problems the kernel takes
+    "c_not_8_nchw": (Case(2, 2, 12, 16, (7, 7), (3, 3), padding=(1, 1)), False),
+    "oc_not_8_ncl": (c1(2, 8, 12, 20, 3, p=1), False),
 }
+# NCHW (N, C, L) grad_output: strided, grouped, 1D, a 128x128 tile
+NCHW_CASES = ["edges", "stride2", "stride_gt_kernel", "grouped", "conv1d", "tile_128x128"]
 
 
 def mma_launches(emu):
@@ -185,6 +189,21 @@ def test_mma_grad_input_tile_changes_no_bit(emu, dtype):
                                  tf32_check=dtype == torch.float32)
     assert TILES[0] in next(iter(one)) and TILES[3] in next(iter(many))
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32],
+                         ids=["f16", "bf16", "tf32"])
+@pytest.mark.parametrize("name", NCHW_CASES)
+def test_mma_grad_input_nchw_copies_to_nhwc(emu, name, dtype):
+    """NCHW grad_output: copied to NHWC, the tensor-core kernel and tile of
+    the channels_last run, and its bits exactly (the copy is exact)."""
+    case, on = MMA_CASES[name], dtype == torch.float32
+    with tf32(on):
+        got_cl, want = run_grad_input(emu, case, dtype, tf32_check=on)
+        got, gi = run_grad_input(emu, case, dtype, channels_last=False, tf32_check=on)
+    one_launch(got_cl, dtype, name)
+    one_launch(got, dtype, name)
+    assert torch.equal(gi, want)
 
 
 @pytest.mark.parametrize("name", FALLBACK_CASES)

@@ -1,8 +1,8 @@
 """The tensor-core weight gradient (csrc/ops/cuda/igemm_mma_wgrad.cuh) and
 the GPU-model independence of every split reduction, on the CPU emulator.
 
-grad_weight for channels_last half types, and float32 in TF32 when torch
-allows it, runs on mma.sync with k-major shared tiles (ldmatrix .trans, or
+grad_weight for half types, and float32 in TF32 when torch allows it (NCHW
+operands from NHWC copies, the channels_last run's bits), runs on mma.sync with k-major shared tiles (ldmatrix .trans, or
 32-bit fragment loads + cvt.rna for TF32), one GEMM per group, and a
 deterministic split of the reduction over output positions. Results are
 compared with torch in float64 under the emulated suite's bounds (TF32: the
@@ -211,10 +211,27 @@ def test_mma_grad_weight_not_for_double(emu):
     assert sum(mma.values()) == 0 and simt == 1
 
 
-@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
-def test_mma_grad_weight_not_for_nchw(emu, dtype):
+@pytest.mark.parametrize("dtype", HALF + [torch.float32], ids=["f16", "bf16", "tf32"])
+@pytest.mark.parametrize("name", ["edges", "wide", "long_q", "conv1d", "grouped_strided"])
+def test_mma_grad_weight_nchw_copies_to_nhwc(emu, name, dtype):
+    """NCHW (N, C, L) grad_out and input: copied to NHWC, the tensor-core
+    kernel and tile of the channels_last run, and its bits exactly."""
+    case, tile = MMA_CASES[name]
+    on = dtype == torch.float32
+    with tf32(on):
+        want, mma_cl, _ = grad_weight(emu, case, dtype, tf32_on=on)
+        gw, mma, simt = grad_weight(emu, case, dtype, layout=lambda t: t, tf32_on=on)
+    one_launch(mma_cl, dtype, tile)
+    one_launch(mma, dtype, tile)
+    assert simt == 0 and torch.equal(gw, want)
+
+
+@pytest.mark.parametrize("name", ["c_not_8", "oc_not_4", "grouped_unaligned"])
+def test_mma_grad_weight_nchw_unaligned_stays_simt(emu, name):
+    """NCHW is copied to NHWC only for problems the kernel takes."""
+    case, dtype = FALLBACK_CASES[name]
     with tf32(True):
-        _, mma, simt = grad_weight(emu, MMA_CASES["edges"][0], dtype, layout=lambda t: t)
+        _, mma, simt = grad_weight(emu, case, dtype, layout=lambda t: t)
     assert sum(mma.values()) == 0 and simt == 1
 
 

@@ -17,6 +17,7 @@
 #include "ops/cuda/depthwise_cuda.cuh"
 #include "ops/cuda/gemm_problem.cuh"
 #include "ops/cuda/igemm_mma.cuh"
+#include "ops/cuda/nhwc_copy.cuh"
 #include "ops/cuda/split_reduce.cuh"
 #include "ops/cuda/tf32_policy.cuh"
 
@@ -102,15 +103,6 @@ void launch_mma_forward(MmaConvParams p, const typename P::Elem* in, const typen
   const int64_t blocks = int64_t{p.splits} * p.G * p.tiles_m * p.tiles_n;
   launch<igemm_mma_forward_kernel<P>>(static_cast<unsigned>(blocks), P::kThreads, in, w, bias,
                                       out, part, p);
-}
-
-// t (N, C, H, W) as a dense, 16-byte aligned NHWC tensor: t's own memory
-// when it is laid out so (channels_last, or a 1D (N, L, C) buffer), else a
-// copy, one read and one write of t.
-at::Tensor nhwc_dense(const at::Tensor& t) {
-  const at::Tensor v = t.permute({0, 2, 3, 1});
-  if (v.is_contiguous() && reinterpret_cast<uintptr_t>(v.const_data_ptr()) % 16 == 0) return v;
-  return v.clone(at::MemoryFormat::Contiguous);
 }
 
 // The tensor-core forward where it applies: half types, and float32 in TF32

@@ -6,9 +6,10 @@
 // One launch covers every phase that some tap reaches; the others (stride >
 // kernel) are zero and filled before the launch, so the grid does not grow
 // with the stride. Half types, and float32 when torch allows TF32 for convs
-// (tf32_policy.cuh), with channels-innermost grad_output and C/G, OC/G
-// multiples of one 16-byte vector run on tensor cores (igemm_mma_dgrad.cuh,
-// tile shape per problem); everything else on the SIMT kernel (igemm.cuh).
+// (tf32_policy.cuh), with C/G, OC/G multiples of one 16-byte vector run on
+// tensor cores (igemm_mma_dgrad.cuh, tile shape per problem; an NCHW
+// grad_output is copied to NHWC first); everything else on the SIMT kernel
+// (igemm.cuh).
 
 #include <ATen/Dispatch.h>
 
@@ -20,6 +21,7 @@
 #include "ops/cuda/depthwise_cuda.cuh"
 #include "ops/cuda/gemm_problem.cuh"
 #include "ops/cuda/igemm_mma_dgrad.cuh"
+#include "ops/cuda/nhwc_copy.cuh"
 #include "ops/cuda/stride_phases.cuh"
 #include "ops/cuda/tf32_policy.cuh"
 
@@ -151,15 +153,17 @@ void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight, at::T
 }
 
 // The tensor-core kernel (igemm_mma_dgrad.cuh) where it applies: half types,
-// and float32 in TF32 when torch allows TF32 for convs; grad_output with
-// contiguous channels (channels_last 2D, (N, L, C) 1D) and 16-byte aligned
-// positions; C/G and OC/G multiples of one 16-byte vector (8 halves, 4
-// floats); an image of either tensor, the repacked weight and the phase
-// arithmetic within 31 bits. grad_in may have any layout: 16-byte stores
-// where it has channels innermost and aligned positions, element stores
-// otherwise. The tile shape is mma_tiles.cuh's choice for the largest
-// phase. Returns false (nothing written) for anything else, which the SIMT
-// kernel takes.
+// and float32 in TF32 when torch allows TF32 for convs; C/G and OC/G
+// multiples of one 16-byte vector (8 halves, 4 floats); an image of either
+// tensor, the repacked weight and the phase arithmetic within 31 bits.
+// grad_output in any layout: read in place with contiguous channels
+// (channels_last 2D, (N, L, C) 1D) and 16-byte aligned positions, else
+// (NCHW, strided, unaligned) from a dense NHWC copy, the same values, so the
+// same result bits. grad_in may have any layout: 16-byte stores where it has
+// channels innermost and aligned positions, element stores otherwise. The
+// tile shape is mma_tiles.cuh's choice for the largest phase. Returns false
+// (nothing written, nothing copied) for anything else, which the SIMT kernel
+// takes.
 template <typename S>
 bool grad_input_mma(const at::Tensor& grad_out, const at::Tensor& weight, at::Tensor& grad_in,
                     const ConvShape& s) {
@@ -171,15 +175,17 @@ bool grad_input_mma(const at::Tensor& grad_out, const at::Tensor& weight, at::Te
     constexpr int64_t kMax = (int64_t{1} << 31) - 1, kVec = 16 / sizeof(S);
     // a size-1 dim's stride never meets a nonzero index
     auto live = [](int64_t size, int64_t stride) { return size > 1 ? stride : 0; };
-    const Strides4 gs{live(s.N, grad_out.stride(0)), grad_out.stride(1),
-                      live(s.OH, grad_out.stride(2)), live(s.OW, grad_out.stride(3))};
+    Strides4 gs{live(s.N, grad_out.stride(0)), grad_out.stride(1),
+                live(s.OH, grad_out.stride(2)), live(s.OW, grad_out.stride(3))};
     const Strides4 is{live(s.N, grad_in.stride(0)), live(s.C, grad_in.stride(1)),
                       live(s.H, grad_in.stride(2)), live(s.W, grad_in.stride(3))};
     const int64_t icg = s.icg(), ocg = s.ocg();
-    if (icg % kVec != 0 || ocg % kVec != 0 || icg == 0 || ocg == 0 || gs.c != 1 ||
-        gs.n % kVec != 0 || gs.h % kVec != 0 || gs.w % kVec != 0 ||
-        reinterpret_cast<uintptr_t>(grad_out.const_data_ptr()) % 16 != 0)
-      return false;
+    if (icg % kVec != 0 || ocg % kVec != 0 || icg == 0 || ocg == 0) return false;
+    const bool go_in_place = gs.c == 1 && gs.n % kVec == 0 && gs.h % kVec == 0 &&
+                             gs.w % kVec == 0 &&
+                             reinterpret_cast<uintptr_t>(grad_out.const_data_ptr()) % 16 == 0;
+    if (!go_in_place)  // the strides of the NHWC copy made below
+      gs = Strides4{live(s.N, s.OH * s.OW * s.OC), 1, live(s.OH, s.OW * s.OC), live(s.OW, s.OC)};
     const PhaseCounts ph = phase_counts(s);
     const int64_t m_max = s.N * ceil_div(s.H, s.sh) * ceil_div(s.W, s.sw);
     const int64_t problems = ph.phases_h * ph.phases_w * s.G;
@@ -197,6 +203,8 @@ bool grad_input_mma(const at::Tensor& grad_out, const at::Tensor& weight, at::Te
     const at::Tensor wr =
         weight.unflatten(0, {s.G, ocg}).permute({0, 2, 3, 4, 1}).contiguous();
     if (reinterpret_cast<uintptr_t>(wr.const_data_ptr()) % 16 != 0) return false;
+    // (N, OC, OH, OW) view of the NHWC copy, strides gs
+    const at::Tensor go = go_in_place ? grad_out : nhwc_dense(grad_out).permute({0, 3, 1, 2});
     S* gi = write_ptr<S>(grad_in);  // before the fill (the emulator poisons outputs here)
     zero_tapless_phases(grad_in, s, ph);
     auto i32 = [](int64_t v) { return static_cast<int>(v); };
@@ -218,7 +226,7 @@ bool grad_input_mma(const at::Tensor& grad_out, const at::Tensor& weight, at::Te
       const int64_t blocks = problems * p.tiles_m * p.tiles_n;
       if (blocks > 0)
         launch<igemm_mma_grad_input_kernel<P>>(static_cast<unsigned>(blocks), P::kThreads,
-                                               read_ptr<S>(grad_out), read_ptr<S>(wr), gi, p);
+                                               read_ptr<S>(go), read_ptr<S>(wr), gi, p);
     });
     return true;
   }

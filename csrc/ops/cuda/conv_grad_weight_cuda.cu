@@ -7,10 +7,10 @@
 // split order: no atomics, the result is the same bit for bit on every run
 // (and so under torch.use_deterministic_algorithms), and the split count
 // comes from the problem sizes alone, so it is the same on every GPU model.
-// channels_last half types, and float32 when TF32 is allowed, with channels
-// per group multiples of a 16-byte vector run on tensor cores
-// (igemm_mma_wgrad.cuh, any groups); everything else on the SIMT kernels
-// (igemm.cuh), float32 with TF32 off in full precision.
+// Half types, and float32 when TF32 is allowed, with channels per group
+// multiples of a 16-byte vector run on tensor cores (igemm_mma_wgrad.cuh,
+// any groups; NCHW operands copied to NHWC first); everything else on the
+// SIMT kernels (igemm.cuh), float32 with TF32 off in full precision.
 
 #include <ATen/Dispatch.h>
 
@@ -19,6 +19,7 @@
 #include "ops/cuda/depthwise_cuda.cuh"
 #include "ops/cuda/gemm_problem.cuh"
 #include "ops/cuda/igemm_mma_wgrad.cuh"
+#include "ops/cuda/nhwc_copy.cuh"
 #include "ops/cuda/split_reduce.cuh"
 #include "ops/cuda/tf32_policy.cuh"
 
@@ -111,12 +112,15 @@ void launch_mma_wgrad(MmaWgradParams p, const at::Tensor& grad_out, const at::Te
 }
 
 // The tensor-core kernel where it applies: half types, and float32 in TF32
-// when torch allows TF32 for convs (tf32_policy.cuh); channels_last
-// grad_out and input; channels per group, in and out, multiples of one
-// 16-byte vector (8 halves, 4 floats); 16-byte aligned data; an image of
-// either operand and the GEMM sizes within 31 bits; at least one position.
-// Any number of groups (one GEMM per group, a grid dimension). Returns
-// false (nothing written) for anything else, which the SIMT kernels take.
+// when torch allows TF32 for convs (tf32_policy.cuh); channels per group,
+// in and out, multiples of one 16-byte vector (8 halves, 4 floats); an
+// image of either operand and the GEMM sizes within 31 bits; at least one
+// position. Any number of groups (one GEMM per group, a grid dimension).
+// grad_out and input in any layout: read in place where dense NHWC and
+// 16-byte aligned, else (NCHW, strided, unaligned) from an NHWC copy, the
+// same values, so the same result bits; grad_w in any layout (the split
+// reduction's strided stores). Returns false (nothing written, nothing
+// copied) for anything else, which the SIMT kernels take.
 template <typename S>
 bool grad_weight_mma(const at::Tensor& grad_out, const at::Tensor& input, at::Tensor& grad_w,
                      const ConvShape& s) {
@@ -126,24 +130,21 @@ bool grad_weight_mma(const at::Tensor& grad_out, const at::Tensor& input, at::Te
   } else {
     if (std::is_same_v<S, float> && !conv_tf32_allowed()) return false;
     constexpr int64_t kMax = INT_MAX, vec = 16 / sizeof(S);
-    const auto cl = at::MemoryFormat::ChannelsLast;
     const int64_t Q = s.N * s.OH * s.OW, K = s.icg() * s.taps();
     if (input.dim() != 4 || s.icg() % vec != 0 || s.ocg() % vec != 0 || Q == 0 ||
-        !input.is_contiguous(cl) || !grad_out.is_contiguous(cl) || s.H * s.W * s.C > kMax ||
-        s.OH * s.OW * s.OC > kMax || Q > kMax - 64 || K > kMax ||
-        reinterpret_cast<uintptr_t>(input.const_data_ptr()) % 16 != 0 ||
-        reinterpret_cast<uintptr_t>(grad_out.const_data_ptr()) % 16 != 0)
+        s.H * s.W * s.C > kMax || s.OH * s.OW * s.OC > kMax || Q > kMax - 64 || K > kMax)
       return false;
+    const at::Tensor go = nhwc_dense(grad_out), x = nhwc_dense(input);
     MmaWgradParams p{};
     p.C = s.C, p.H = s.H, p.W = s.W, p.OC = s.OC, p.KW = s.KW, p.OH = s.OH, p.OW = s.OW;
     p.sh = s.sh, p.sw = s.sw, p.ph = s.ph, p.pw = s.pw, p.dh = s.dh, p.dw = s.dw;
     p.G = s.G, p.Cg = s.icg(), p.OCg = s.ocg(), p.Q = Q, p.K = K;
     switch (wgrad_tile(p.OCg, K)) {
       case WgradTile::k128x128:
-        launch_mma_wgrad<MmaWgradTile128<S>, S>(p, grad_out, input, grad_w, s);
+        launch_mma_wgrad<MmaWgradTile128<S>, S>(p, go, x, grad_w, s);
         break;
       case WgradTile::k64x64:
-        launch_mma_wgrad<MmaWgradTile64<S>, S>(p, grad_out, input, grad_w, s);
+        launch_mma_wgrad<MmaWgradTile64<S>, S>(p, go, x, grad_w, s);
         break;
     }
     return true;
