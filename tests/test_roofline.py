@@ -81,7 +81,9 @@ def test_paths_and_tile_fill():
     path = lambda name, mode="half": roofline.convext_path(SHAPE[name], mode)  # noqa: E731
     assert path("resnet50.stem") == "SIMT"          # C = 3
     assert path("wav2vec2.conv0") == "SIMT"         # C = 1
-    assert path("resnext50.l1.3x3.g32") == "SIMT"   # 4 channels per group
+    assert path("resnext50.l1.3x3.g32") == "SIMT"   # 4 channels per group: half a vector
+    assert path("resnext50.l1.3x3.g32", "tf32") == "tensor-core"  # 4 floats: one vector
+    assert path("resnext50.l3.3x3.g32") == "tensor-core"  # 16 channels per group
     assert path("resnet50.l1.3x3", "ieee") == "SIMT"
     assert path("unet.up2x2.512-256@28") == "tensor-core"
     assert roofline.tile_fill(64, 64, 32) == 1.0

@@ -22,16 +22,18 @@ cores); "bound" says which term is larger (over the direction's kernels).
 Modelled time: max(FLOPs / (peak x compute efficiency), bytes / (bandwidth x
 memory efficiency)) per kernel, summed over the direction's kernels.
 
-Which convext path a shape takes (the issue-8 design; today only the
-channels_last 2D half-type forward exists on tensor cores, see README):
-  tensor-core  one group, C and OC multiples of 8, bf16/fp16 or float32 with
-               TF32 allowed: 64x64x32 block tiles of 4 warps (32x32 warp
-               tiles), a 3-stage cp.async pipeline, ldmatrix, mma.sync
-               (m16n8k16, TF32 m16n8k8). 1D dense convs as H = 1.
+Which convext path a shape takes (the tensor-core kernels of issue 8, for
+all three kernels; channels_last, NCHW at the cost of a copy, see README):
+  tensor-core  channels per group (C/G and OC/G) multiples of one 16-byte
+               vector (8 for bf16/fp16, 4 for float32 with TF32 allowed):
+               64x64x32 block tiles of 4 warps (32x32 warp tiles; the larger
+               tiles convext also picks are not modelled), a 3-stage
+               cp.async pipeline, ldmatrix, mma.sync (m16n8k16, TF32 m16n8k8).
+               Grouped convs as one GEMM per group. 1D dense convs as H = 1.
   depthwise    groups == C: the bandwidth kernels (CUDA cores).
-  SIMT         everything else: grouped convs with few channels per group,
-               C or OC not a multiple of 8 (ResNet stem C=3, wav2vec2 conv0
-               C=1), float32 with TF32 off.
+  SIMT         everything else: channels per group not a multiple of the
+               vector (ResNet stem C=3, wav2vec2 conv0 C=1, ResNeXt's
+               4-channel groups in bf16/fp16), float32 with TF32 off.
 
 Efficiency assumptions (the model's only free parameters, all stated here):
 - convext tensor-core kernels: 0.40 of the dense peak, times the tile fill
@@ -130,7 +132,9 @@ def convext_path(shape, mode):
     """'depthwise', 'tensor-core' or 'SIMT' (see the module docstring)."""
     if is_depthwise(shape):
         return "depthwise"
-    if mode != "ieee" and shape.groups == 1 and shape.cin % 8 == 0 and shape.cout % 8 == 0:
+    vec = 4 if mode == "tf32" else 8  # elements in one 16-byte cp.async chunk
+    c, oc = shape.cin // shape.groups, shape.cout // shape.groups
+    if mode != "ieee" and c % vec == 0 and oc % vec == 0:
         return "tensor-core"
     return "SIMT"
 
