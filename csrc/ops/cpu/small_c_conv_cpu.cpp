@@ -24,7 +24,8 @@ namespace cpu {
 
 bool small_c_applies(const ConvShape& s) {
   return s.G == 1 && s.C >= 1 && s.C <= kSmallCMaxChannels &&
-         s.C * s.taps() <= kSmallCMaxK && (s.KH - 1) * s.dh + 1 <= kSmallCMaxSpan;
+         s.C * s.taps() <= kSmallCMaxK && (s.KH - 1) * s.dh + 1 <= kSmallCMaxSpan &&
+         (s.KW - 1) <= (kSmallCMaxSpanW - 1) / s.dw;
 }
 
 namespace {

@@ -26,8 +26,12 @@ namespace cpu {
 
 // Whether these kernels take the conv: groups == 1, C <= kSmallCMaxChannels,
 // a reduction K = C*KH*KW of at most kSmallCMaxK and a dilated kernel height
-// of at most kSmallCMaxSpan rows (the forward holds that many input rows).
+// of at most kSmallCMaxSpan rows (the forward holds that many input rows),
+// and a dilated kernel width of at most kSmallCMaxSpanW columns (real front
+// ends span a few hundred; past that the band position arithmetic can
+// overflow: the ASan/UBSan run crashed on a 1D dilation of 2^61).
 constexpr int64_t kSmallCMaxChannels = 4;
+constexpr int64_t kSmallCMaxSpanW = int64_t{1} << 20;
 constexpr int64_t kSmallCMaxK = 1024;
 constexpr int64_t kSmallCMaxSpan = 64;
 bool small_c_applies(const ConvShape& s);
