@@ -65,6 +65,7 @@ struct KBlocks {
 template <typename P, typename S>
 void pack_weight_block(const S* w, int64_t js, int64_t cs, const int64_t* toff, int64_t N,
                        const KBlock& blk, int NR, int R, P* dst) {
+  TORCH_INTERNAL_ASSERT(R == 1 || R == 2);
   const int64_t kcR = round_up(blk.kc, R), rows = (blk.t1 - blk.t0) * kcR;
   for (int64_t p = 0; p * NR < N; ++p) {
     P* panel = dst + p * rows * NR;
@@ -76,9 +77,9 @@ void pack_weight_block(const S* w, int64_t js, int64_t cs, const int64_t* toff, 
         const int64_t valid = jj < N ? blk.kc : 0;
         if (R == 1) {
           for (int64_t cc = 0; cc < valid; ++cc) out[cc * NR] = pack_value<P>(src[cc * cs]);
-        } else {
+        } else {  // R == 2: pairs (cc, cc + 1) side by side
           for (int64_t cc = 0; cc < valid; ++cc)
-            out[(cc / R) * NR * R + cc % R] = pack_value<P>(src[cc * cs]);
+            out[(cc >> 1) * NR * 2 + (cc & 1)] = pack_value<P>(src[cc * cs]);
         }
         for (int64_t cc = valid; cc < kcR; ++cc) out[(cc / R) * NR * R + cc % R] = P(0);
       }
@@ -139,6 +140,7 @@ void nhwc_igemm(const UKernelIgemm<P, T>& uk, int64_t G, int64_t Nimg,
   }
   const ScratchVector<P> zero(std::max<int64_t>(max_kc, 1), P(0));  // the padding's row
   const int64_t tasks = G * plan.tasks_per_group();
+  const auto bf16_store = ukernels().bf16_store;  // bfloat16 rows' converting store
 
   at::parallel_for(0, tasks, grain_size(tasks, s), [&](int64_t begin, int64_t end) {
     Scratch<T> c(plan.MC * plan.NC);
@@ -191,6 +193,12 @@ void nhwc_igemm(const UKernelIgemm<P, T>& uk, int64_t G, int64_t Nimg,
         S* d = out + px.n * dst.sn + (px.y * dst.step_h + oh) * dst.sh +
                (px.x * dst.step_w + ow) * dst.sw;
         const T* row = c.ptr + i * plan.NC;
+        if constexpr (std::is_same_v<S, c10::BFloat16> && std::is_same_v<T, float>) {
+          if (dst.sc == 1 && bf16_store) {
+            bf16_store(reinterpret_cast<Bf16Bits*>(d), row, bias ? bias + g * N + j0 : nullptr, nj);
+            continue;
+          }
+        }
         if (dst.sc == 1) {
           for (int64_t j = 0; j < nj; ++j)
             d[j] = static_cast<S>(row[j] + (bias ? bias[g * N + j0 + j] : T(0)));

@@ -136,6 +136,9 @@ struct UKernelSet {
   UKernelIgemm<float> f32_igemm_wide;
   UKernelIgemm<double> f64_igemm;
   UKernelIgemm<Bf16Bits, float> bf16_igemm{nullptr, 0, 0, 2};
+  // dst[j] = bfloat16(src[j] + (bias ? bias[j] : 0)), j < n, rounded to
+  // nearest even (vcvtneps2bf16); null where the CPU lacks AVX512-BF16.
+  void (*bf16_store)(Bf16Bits* dst, const float* src, const float* bias, int64_t n) = nullptr;
   // Strided-A forms of f32 (and its wide tile) and f64 (fn null where absent).
   UKernelStrided<float> f32_strided, f32_strided_wide;
   UKernelStrided<double> f64_strided;
