@@ -279,13 +279,24 @@ def test_grad_weight_bitwise_equal_across_sm_counts(emu, name):
     assert torch.equal(results[0], results[1])
 
 
-def test_grad_bias_bitwise_equal_across_sm_counts(emu):
-    go = torch.randn(8, 3, 40, 40, generator=torch.Generator().manual_seed(2))
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_grad_bias_bitwise_equal_across_sm_counts(emu, layout):
+    """Both grad_bias kernels: one channel a block (planes), and 32-channel
+    tiles with coalesced loads (channels innermost; 70 channels leave a
+    partial tile)."""
+    C = 3 if layout == "nchw" else 70
+    go = torch.randn(8, C, 40, 40, generator=torch.Generator().manual_seed(2))
+    if layout == "channels_last":
+        go = go.contiguous(memory_format=torch.channels_last)
+    kernel = "bias_partial_kernel" if layout == "nchw" else "bias_runs_kernel"
     results = []
     for sm in (1, 132):
         emu.set_sm_count(sm)
         try:
+            before = Counter(emu.launch_counts())
             results.append(emu.conv_grad_bias(go))
+            ran = " ".join(Counter(emu.launch_counts()) - before)
+            assert f"::{kernel}<" in ran, ran
         finally:
             emu.set_sm_count(4)
     assert torch.allclose(results[0], go.double().sum((0, 2, 3)).float(), rtol=1e-5, atol=1e-4)

@@ -24,6 +24,7 @@ SHAPES_2D = [
     (2, 80, 96, (10, 10), (3, 3), 1, 1, 1, 2),     # groups too wide for the grouped path
     (1, 150, 6, (12, 13), (1, 3), (1, 2), (0, 1), 1, 1),  # N over one tile
     (2, 5, 4, (5, 5), (5, 5), 1, 0, 1, 1),         # one position per image (C > 4: not small_c)
+    (2, 64, 50, (9, 7), (1, 1), 1, 0, 1, 1),       # N = 64: the wide strided-A tile, M tail 2
 ]
 
 
@@ -102,3 +103,21 @@ def test_independent_of_thread_count(dtype, layout):
     finally:
         torch.set_num_threads(before)
     assert all(torch.equal(results[0], r) for r in results[1:])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_channels_last_grad_output_with_gaps(dtype):
+    """A channels-last grad_output whose pixels are not evenly spaced (a
+    slice along H) cannot be read in place by the strided-A kernel: it is
+    packed, and the values still match."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 16, 9, 8, generator=gen, dtype=torch.float64)
+    go_full = torch.randn(2, 20, 18, 8, generator=gen, dtype=torch.float64)
+    x = x.to(dtype).contiguous(memory_format=torch.channels_last)
+    go = go_full.to(dtype).contiguous(memory_format=torch.channels_last)[:, :, ::2]
+    assert go.stride(1) == 1 and go.stride(2) != go.size(3) * go.stride(3)
+    wshape = [20, 16, 3, 3]
+    got = torch.ops.convext.conv2d_grad_weight(go, x, wshape, [1, 1], [1, 1], [1, 1], 1)
+    ref = reference(go, x, wshape, [1, 1], [1, 1], [1, 1], 1, 2)
+    abs_ref = reference(go.abs(), x.abs(), wshape, [1, 1], [1, 1], [1, 1], 1, 2)
+    assert_within(got, ref, abs_ref, go[0, 0].numel() * 2, dtype, "grad_weight")

@@ -43,13 +43,19 @@ void forward_gemm(const at::Tensor& input, const at::Tensor& weight, const at::T
     const int64_t c = k / s.taps(), t = k % s.taps();
     koff[k] = c * ws[1] + (t / s.KW) * ws[2] + (t % s.KW) * ws[3];
   }
-  const int64_t k_blocks = ceil_div(K, KC);
-  at::parallel_for(0, s.G * k_blocks, grain_size(s.G * k_blocks, s), [&](int64_t b, int64_t e) {
+  // A task per panel of mr weight rows, walking its rows' K blocks in order:
+  // every row is read front to back, a stream the prefetcher follows (a task
+  // per K block read a few lines of every row, and missed on each).
+  const int64_t m_panels = Mp / uk.mr;
+  at::parallel_for(0, s.G * m_panels, grain_size(s.G * m_panels, s), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
-      const int64_t g = i / k_blocks, k0 = (i % k_blocks) * KC;
-      pack_strided_col_panels(weight.const_data_ptr<S>() + g * M * ws[0], ws[0], koff.data(), M,
-                              k0, std::min(KC, K - k0), uk.mr, uk.kr,
-                              a.ptr + g * Mp * Kp + k0 * Mp);
+      const int64_t g = i / m_panels, m0 = (i % m_panels) * uk.mr;
+      for (int64_t k0 = 0; k0 < K; k0 += KC) {
+        const int64_t kc = std::min(KC, K - k0);
+        pack_strided_col_panels(weight.const_data_ptr<S>() + (g * M + m0) * ws[0], ws[0],
+                                koff.data(), std::min<int64_t>(uk.mr, M - m0), k0, kc, uk.mr,
+                                uk.kr, a.ptr + g * Mp * Kp + k0 * Mp + m0 * panel_k(uk, kc));
+      }
     }
   });
   ScratchVector<T> b(bias ? s.OC : 0);

@@ -100,13 +100,48 @@ void grad_input_igemm(const at::Tensor& grad_out, const at::Tensor& weight, at::
   }
 }
 
+// The kernel grad_weight runs: its A operand (grad_out) is packed into
+// panels for `packed`, or read in place by `strided` (kr 1) when grad_out's
+// pixels are evenly spaced, lda apart: then only B is packed.
+template <typename P, typename T>
+struct GwKernel {
+  const UKernel<P, T>* packed = nullptr;
+  const UKernelStrided<P, T>* strided = nullptr;
+  int64_t lda = 0;
+  int mr = 0, nr = 0, kr = 1;
+};
+
+// The strided kernel for S (float, double) whose panels waste the fewest of
+// n columns, if grad_out's pixel axis is dense; else the packed kernel.
+template <typename S, typename P, typename T>
+GwKernel<P, T> gw_kernel(const UKernel<P, T>& uk, const at::Tensor& grad_out, const ConvShape& s,
+                         int64_t n) {
+  GwKernel<P, T> k{&uk, nullptr, 0, uk.mr, uk.nr, uk.kr};
+  const UKernelStrided<P, T>* st = nullptr;
+  if constexpr (std::is_same_v<S, P> && std::is_same_v<S, float>) {
+    const UKernelSet& set = ukernels();
+    st = &set.f32_strided;
+    if (set.f32_strided_wide.fn && round_up(n, set.f32_strided_wide.nr) < round_up(n, st->nr))
+      st = &set.f32_strided_wide;
+  } else if constexpr (std::is_same_v<S, P> && std::is_same_v<S, double>) {
+    st = &ukernels().f64_strided;
+  }
+  if (!st || !st->fn) return k;
+  const auto gs = grad_out.strides();
+  const int64_t lda = s.OW > 1 ? gs[3] : s.OH > 1 ? gs[2] : gs[0];
+  const bool dense = lda > 0 && (s.OW == 1 || gs[3] == lda) &&
+                     (s.OH == 1 || gs[2] == s.OW * lda) && (s.N == 1 || gs[0] == s.OH * s.OW * lda);
+  if (dense) k = {nullptr, st, lda, st->mr, st->nr, st->kr};
+  return k;
+}
+
 // grad_weight: M = a group's output channels, columns (t, c), reduction over
 // every pixel of every image, tiled and split as split_reduction.h says.
 template <typename S, typename P, typename T>
 void grad_weight_packed(const at::Tensor& grad_out, const at::Tensor& input, at::Tensor& grad_w,
-                        const ConvShape& s, const UKernel<P, T>& uk) {
+                        const ConvShape& s, const GwKernel<P, T>& uk) {
   const int64_t M = s.ocg(), Cg = s.icg(), Ncols = s.taps() * Cg, R = s.N * s.OH * s.OW;
-  const int64_t KC = kc_block(uk);
+  const int64_t KC = kc_block(UKernel<P, T>{nullptr, uk.mr, uk.nr, uk.kr});
   const ReductionCut cut{KC, 4 * KC, grad_out.numel() * grad_out.element_size() / 2};
   SplitReduction<T> red(s.G, M, Ncols, R, cut, uk.mr, uk.nr, l2_block<P>(KC, uk.mr),
                         l2_block<P>(KC, uk.nr));
@@ -116,40 +151,67 @@ void grad_weight_packed(const at::Tensor& grad_out, const at::Tensor& input, at:
   const S* go = grad_out.const_data_ptr<S>();
   const S* in = input.const_data_ptr<S>();
   const auto gs = grad_out.strides(), is = input.strides();
+  TORCH_INTERNAL_ASSERT(gs[1] == 1 && is[1] == 1, "nhwc grad_weight: channels must be innermost");
   S* gw = grad_w.mutable_data_ptr<S>();
   const auto ws = grad_w.strides();
   struct Buffers {
     Scratch<P> a, b;
-    ScratchVector<P> row;
+    ScratchVector<P> row, row2;  // converted runs (half types packed as float)
   };
-  red.run(s, [&] { return Buffers{Scratch<P>(plan.MC * KC), Scratch<P>(KC * plan.NC), {}}; },
+  // Packs A's channels [i0, i0 + mc) of the tile's rows (all of them, or a
+  // strided kernel's last, partial panel).
+  auto pack_a = [&](Buffers& buf, const OutTile& t, int64_t r0, int64_t kc, int64_t i0,
+                    int64_t mc) {
+    pack_pixel_rows(kc, mc, uk.mr, uk.kr, buf.a.ptr, buf.row,
+                    [&](int64_t qq, std::vector<RowRun<P>>& runs, P* cvt) {
+      const Pixel px(r0 + qq, s.OH, s.OW);
+      const S* p = go + px.n * gs[0] + px.y * gs[2] + px.x * gs[3] + (t.g * M + t.m0 + i0);
+      runs.push_back({0, mc, run_as_packed<P>(p, mc, cvt)});
+    });
+  };
+  const int64_t a_rows = uk.strided ? uk.mr : plan.MC;
+  red.run(s, [&] { return Buffers{Scratch<P>(a_rows * KC), Scratch<P>(KC * plan.NC), {}, {}}; },
           [&](Buffers& buf, const OutTile& t, int64_t r_begin, int64_t r_end, T* c) {
     for (int64_t r0 = r_begin; r0 < r_end; r0 += KC) {
       const int64_t kc = std::min(KC, r_end - r0);
-      // A: pixel q's grad_out channels [m0, m0 + mc) of the group.
-      pack_pixel_rows(kc, t.mc, uk.mr, uk.kr, buf.a.ptr, buf.row, [&](int64_t qq, P* out) {
-        const Pixel px(r0 + qq, s.OH, s.OW);
-        const S* p = go + px.n * gs[0] + px.y * gs[2] + px.x * gs[3] + (t.g * M + t.m0) * gs[1];
-        for (int64_t j = 0; j < t.mc; ++j) out[j] = pack_value<P>(p[j * gs[1]]);
-      });
-      // B: the input channels every tap of pixel q reads, columns (tap, c).
-      pack_pixel_rows(kc, t.nc, uk.nr, uk.kr, buf.b.ptr, buf.row, [&](int64_t qq, P* out) {
+      // B: the input channels every tap of pixel q reads, columns (tap, c):
+      // one run per tap, zero in the padding.
+      pack_pixel_rows(kc, t.nc, uk.nr, uk.kr, buf.b.ptr, buf.row2,
+                      [&](int64_t qq, std::vector<RowRun<P>>& runs, P* cvt) {
         const Pixel px(r0 + qq, s.OH, s.OW);
         for (int64_t j = 0; j < t.nc;) {
           const int64_t col = t.n0 + j, tap = col / Cg, ch = col % Cg;
           const int64_t len = std::min(Cg - ch, t.nc - j);
           const int64_t y = px.y * s.sh + offs.h[tap], x = px.x * s.sw + offs.w[tap];
-          if (y >= 0 && y < s.H && x >= 0 && x < s.W) {
-            const S* p = in + px.n * is[0] + y * is[2] + x * is[3] + (t.g * Cg + ch) * is[1];
-            for (int64_t l = 0; l < len; ++l) out[j + l] = pack_value<P>(p[l * is[1]]);
-          } else {
-            std::fill(out + j, out + j + len, P(0));
-          }
+          const P* src = nullptr;
+          if (y >= 0 && y < s.H && x >= 0 && x < s.W)
+            src = run_as_packed<P>(in + px.n * is[0] + y * is[2] + x * is[3] + (t.g * Cg + ch),
+                                   len, cvt + j);
+          runs.push_back({j, len, src});
           j += len;
         }
       });
-      gemm_tiles(uk, kc, buf.a.ptr, ceil_div(t.mc, uk.mr), buf.b.ptr, ceil_div(t.nc, uk.nr), c,
-                 plan.NC, r0 > r_begin);
+      const bool acc = r0 > r_begin;
+      if (!uk.strided) {  // A: pixel q's grad_out channels [m0, m0 + mc), packed
+        pack_a(buf, t, r0, kc, 0, t.mc);
+        gemm_tiles(*uk.packed, kc, buf.a.ptr, ceil_div(t.mc, uk.mr), buf.b.ptr,
+                   ceil_div(t.nc, uk.nr), c, plan.NC, acc);
+        continue;
+      }
+      // A in place: row k of a panel is pixel r0 + k's run of mr channels.
+      // A partial last panel is packed (reading past the tile's channels
+      // could run past the tensor's end).
+      const P* a = reinterpret_cast<const P*>(go) + r0 * uk.lda + t.g * M + t.m0;
+      const int64_t full = t.mc / uk.mr;
+      if (full * uk.mr < t.mc) pack_a(buf, t, r0, kc, full * uk.mr, t.mc - full * uk.mr);
+      for (int64_t jp = 0; jp * uk.nr < t.nc; ++jp) {
+        const P* bp = buf.b.ptr + jp * kc * uk.nr;
+        T* cp = c + jp * uk.nr;
+        for (int64_t ip = 0; ip < full; ++ip)
+          uk.strided->fn(kc, a + ip * uk.mr, uk.lda, bp, cp + ip * uk.mr * plan.NC, plan.NC, acc);
+        if (full * uk.mr < t.mc)
+          uk.strided->fn(kc, buf.a.ptr, uk.mr, bp, cp + full * uk.mr * plan.NC, plan.NC, acc);
+      }
     }
   }, [&](const OutTile& t, const T* c) {  // the weight layout: column (tap, c)
     store_weight_tile(t, c, plan.NC, M, gw, ws, s.KW, [Cg](int64_t k, int64_t& ic, int64_t& tap) {
@@ -190,7 +252,8 @@ void nhwc_grad_weight(const at::Tensor& grad_out, const at::Tensor& input, at::T
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, grad_out.scalar_type(),
                                   "convext_nhwc_grad_weight", [&] {
     with_ukernel<scalar_t>([&](const auto& uk) {
-      grad_weight_packed<scalar_t>(grad_out, input, grad_w, s, uk);
+      grad_weight_packed<scalar_t>(grad_out, input, grad_w, s,
+                                   gw_kernel<scalar_t>(uk, grad_out, s, s.taps() * s.icg()));
     });
   });
 }

@@ -14,6 +14,8 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "ops/conv_params.h"
@@ -56,20 +58,30 @@ struct KBlocks {
 // Packs B[(t, c)][j] = w[j*js + toff[t] + c*cs] for block `blk`, j < N, as
 // panels of NR columns in the microkernel's layout (pairs along k for kr 2),
 // zero past N and in each tap's pad rows. dst: the block's first panel.
+// Column by column: a column's source is one run along c per tap (unit
+// stride in a channels-last weight) and its destination stays in L1, so the
+// loop is a load and a store per value (row-major walks cost a cache line
+// per value and were a third of a 7x7 layer's forward).
 template <typename P, typename S>
 void pack_weight_block(const S* w, int64_t js, int64_t cs, const int64_t* toff, int64_t N,
                        const KBlock& blk, int NR, int R, P* dst) {
+  TORCH_INTERNAL_ASSERT(R == 1 || R == 2);
   const int64_t kcR = round_up(blk.kc, R), rows = (blk.t1 - blk.t0) * kcR;
   for (int64_t p = 0; p * NR < N; ++p) {
     P* panel = dst + p * rows * NR;
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t t = blk.t0 + r / kcR, cc = r % kcR;
-      P* out = panel + (r / R) * NR * R + r % R;
-      for (int64_t j = 0; j < NR; ++j) {
-        const int64_t jj = p * NR + j;
-        out[j * R] = jj < N && cc < blk.kc
-                         ? pack_value<P>(w[jj * js + toff[t] + (blk.c0 + cc) * cs])
-                         : P(0);
+    for (int64_t j = 0; j < NR; ++j) {
+      const int64_t jj = p * NR + j;
+      for (int64_t t = blk.t0; t < blk.t1; ++t) {
+        P* out = panel + (t - blk.t0) * kcR * NR + j * R;  // row (t - t0)*kcR, column j
+        const S* src = w + jj * js + toff[t] + blk.c0 * cs;
+        const int64_t valid = jj < N ? blk.kc : 0;
+        if (R == 1) {
+          for (int64_t cc = 0; cc < valid; ++cc) out[cc * NR] = pack_value<P>(src[cc * cs]);
+        } else {  // R == 2: pairs (cc, cc + 1) side by side
+          for (int64_t cc = 0; cc < valid; ++cc)
+            out[(cc >> 1) * NR * 2 + (cc & 1)] = pack_value<P>(src[cc * cs]);
+        }
+        for (int64_t cc = valid; cc < kcR; ++cc) out[(cc / R) * NR * R + cc % R] = P(0);
       }
     }
   }
@@ -128,6 +140,7 @@ void nhwc_igemm(const UKernelIgemm<P, T>& uk, int64_t G, int64_t Nimg,
   }
   const ScratchVector<P> zero(std::max<int64_t>(max_kc, 1), P(0));  // the padding's row
   const int64_t tasks = G * plan.tasks_per_group();
+  const auto bf16_store = ukernels().bf16_store;  // bfloat16 rows' converting store
 
   at::parallel_for(0, tasks, grain_size(tasks, s), [&](int64_t begin, int64_t end) {
     Scratch<T> c(plan.MC * plan.NC);
@@ -180,6 +193,12 @@ void nhwc_igemm(const UKernelIgemm<P, T>& uk, int64_t G, int64_t Nimg,
         S* d = out + px.n * dst.sn + (px.y * dst.step_h + oh) * dst.sh +
                (px.x * dst.step_w + ow) * dst.sw;
         const T* row = c.ptr + i * plan.NC;
+        if constexpr (std::is_same_v<S, c10::BFloat16> && std::is_same_v<T, float>) {
+          if (dst.sc == 1 && bf16_store) {
+            bf16_store(reinterpret_cast<Bf16Bits*>(d), row, bias ? bias + g * N + j0 : nullptr, nj);
+            continue;
+          }
+        }
         if (dst.sc == 1) {
           for (int64_t j = 0; j < nj; ++j)
             d[j] = static_cast<S>(row[j] + (bias ? bias[g * N + j0 + j] : T(0)));
@@ -192,32 +211,80 @@ void nhwc_igemm(const UKernelIgemm<P, T>& uk, int64_t G, int64_t Nimg,
   });
 }
 
-// Packs rows qq < kc of a matrix X[qq][j], j < nj, as panels of P columns
+// A run of one packed row: columns [j0, j0 + len) come from src[0, len), a
+// contiguous run in the packed type, or are zero when src is null.
+template <typename P>
+struct RowRun {
+  int64_t j0, len;
+  const P* src;
+};
+
+// p as a run of the packed type: the source itself when they share bits
+// (float, double, bfloat16 bits), else converted into buf.
+template <typename P, typename S>
+const P* run_as_packed(const S* p, int64_t len, P* buf) {
+  if constexpr (sizeof(P) == sizeof(S) && !std::is_same_v<S, c10::Half>) {
+    return reinterpret_cast<const P*>(p);
+  } else {
+    for (int64_t i = 0; i < len; ++i) buf[i] = pack_value<P>(p[i]);
+    return buf;
+  }
+}
+
+// out[2j] = a[j], out[2j + 1] = b[j] for j < n, a null source reading zeros.
+template <typename P>
+void interleave_pair(P* out, const P* a, const P* b, int64_t n) {
+  if (a && b) {
+    for (int64_t j = 0; j < n; ++j) { out[2 * j] = a[j]; out[2 * j + 1] = b[j]; }
+  } else if (a) {
+    for (int64_t j = 0; j < n; ++j) { out[2 * j] = a[j]; out[2 * j + 1] = P(0); }
+  } else if (b) {
+    for (int64_t j = 0; j < n; ++j) { out[2 * j] = P(0); out[2 * j + 1] = b[j]; }
+  } else {
+    std::fill(out, out + 2 * n, P(0));
+  }
+}
+
+// Packs rows qq < kc of a matrix X[qq][j], j < nj, as panels of NP columns
 // in the microkernel's layout (pairs of rows interleaved for R = 2):
-//   dst[p*kcR*P + (qq/R)*P*R + j*R + qq%R] = X[qq][p*P + j],
-// zero past nj and past kc. fill(qq, row) writes row qq's nj values to `row`
-// (converted to the packed type). grad_weight packs both operands this way:
-// in NHWC each row is one pixel's run of channels, a plain copy.
-template <typename P, typename Fill>
-void pack_pixel_rows(int64_t kc, int64_t nj, int P_, int R, P* dst, ScratchVector<P>& row,
-                     Fill fill) {
-  const int64_t kcR = round_up(kc, R), panels = ceil_div(nj, P_);
-  row.resize(panels * P_);
-  for (int64_t qq = 0; qq < kcR; ++qq) {
-    if (qq < kc) {
-      fill(qq, row.data());
-      std::fill(row.begin() + nj, row.end(), P(0));
-    } else {
-      std::fill(row.begin(), row.end(), P(0));
-    }
-    for (int64_t p = 0; p < panels; ++p) {
-      P* out = dst + p * kcR * P_ + (qq / R) * P_ * R + qq % R;
-      const P* in = row.data() + p * P_;
-      if (R == 1) {
-        std::copy(in, in + P_, out);
-      } else {
-        for (int64_t j = 0; j < P_; ++j) out[j * R] = in[j];
+//   dst[p*kcR*NP + (qq/R)*NP*R + j*R + qq%R] = X[qq][p*NP + j],
+// zero past nj and past kc. runs(qq, out, buf) appends row qq's runs to out,
+// split at the same columns for every row (buf: room for nj converted
+// values, see run_as_packed). grad_weight packs both operands this way: in
+// NHWC a row is one pixel's channels, one or a few runs copied straight
+// into the panels (a memcpy per panel for R = 1, an interleave for R = 2).
+template <typename P, typename Runs>
+void pack_pixel_rows(int64_t kc, int64_t nj, int NP, int R, P* dst, ScratchVector<P>& buf,
+                     Runs runs) {
+  const int64_t kcR = round_up(kc, R), panels = ceil_div(nj, NP), tail = nj % NP;
+  buf.resize(2 * std::max<int64_t>(nj, 1));
+  std::vector<RowRun<P>> r0, r1;
+  for (int64_t qq = 0; qq < kcR; qq += R) {
+    r0.clear();
+    r1.clear();
+    runs(qq, r0, buf.data());
+    const bool second = R == 2 && qq + 1 < kc;
+    if (second) runs(qq + 1, r1, buf.data() + nj);
+    P* rows = dst + (qq / R) * NP * R;
+    for (size_t i = 0; i < r0.size(); ++i) {
+      const RowRun<P>& a = r0[i];
+      for (int64_t j = a.j0; j < a.j0 + a.len;) {
+        const int64_t jj = j % NP, n = std::min(a.j0 + a.len - j, NP - jj);
+        P* out = rows + (j / NP) * kcR * NP + jj * R;
+        const P* s0 = a.src ? a.src + (j - a.j0) : nullptr;
+        if (R == 1) {
+          if (s0) std::memcpy(out, s0, n * sizeof(P));
+          else std::fill(out, out + n, P(0));
+        } else {
+          const P* s1 = second && r1[i].src ? r1[i].src + (j - a.j0) : nullptr;
+          interleave_pair(out, s0, s1, n);
+        }
+        j += n;
       }
+    }
+    if (tail) {
+      P* out = rows + (panels - 1) * kcR * NP + tail * R;
+      std::fill(out, out + (NP - tail) * R, P(0));
     }
   }
 }

@@ -13,6 +13,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "ops/conv_params.h"
 #include "ops/cpu/conv_kernels_cpu.h"
@@ -120,16 +121,29 @@ struct SplitReduction {
 
 // Writes a finished grad_weight tile c (row stride ldc) of group g: row m is
 // output channel g*M + m0 + m, column k (of the GEMM's N side) is input
-// channel and tap col(k) -> (ic, tap).
+// channel and tap col(k) -> (ic, tap). Column offsets are worked out once per
+// tile (not per element: the divisions cost more than the stores), and a tile
+// whose columns are consecutive in memory (a channels_last weight's 1x1, or
+// the channel runs of one tap) is stored row by row as one run.
 template <typename S, typename T, class Col>
 void store_weight_tile(const OutTile& t, const T* c, int64_t ldc, int64_t M, S* gw,
                        at::IntArrayRef ws, int64_t KW, Col col) {
+  std::vector<int64_t> off(t.nc);
+  bool unit = true;
+  for (int64_t j = 0; j < t.nc; ++j) {
+    int64_t ic, tap;
+    col(t.n0 + j, ic, tap);
+    off[j] = ic * ws[1] + (tap / KW) * ws[2] + (tap % KW) * ws[3];
+    unit = unit && off[j] == off[0] + j;
+  }
   for (int64_t m = 0; m < t.mc; ++m) {
     S* row = gw + (t.g * M + t.m0 + m) * ws[0];
-    for (int64_t j = 0; j < t.nc; ++j) {
-      int64_t ic, tap;
-      col(t.n0 + j, ic, tap);
-      row[ic * ws[1] + (tap / KW) * ws[2] + (tap % KW) * ws[3]] = static_cast<S>(c[m * ldc + j]);
+    const T* cm = c + m * ldc;
+    if (unit) {
+      S* out = row + (t.nc ? off[0] : 0);
+      for (int64_t j = 0; j < t.nc; ++j) out[j] = static_cast<S>(cm[j]);
+    } else {
+      for (int64_t j = 0; j < t.nc; ++j) row[off[j]] = static_cast<S>(cm[j]);
     }
   }
 }

@@ -41,6 +41,21 @@ struct UKernelIgemm {
   int kr = 1;
 };
 
+// The strided-A form of the same tile: A is read in place, its k-th row of
+// MR values at a + k*lda, with B packed as for `fn`:
+//   C[i][j] (= or +=) sum_{k<kc} a[k*lda + i] * B[k][j].
+// Channels-last weight gradients use it: A(i, k) is channel i of pixel k's
+// grad_output, so a pixel's channel run is a row and lda the pixel stride.
+// (kr = 1 only: a kr = 2 kernel would need two pixels' values side by side.)
+template <typename P, typename T = P>
+struct UKernelStrided {
+  void (*fn)(int64_t kc, const P* a, int64_t lda, const P* b, T* c, int64_t ldc,
+             bool accumulate) = nullptr;
+  int mr = 0;
+  int nr = 0;
+  int kr = 1;
+};
+
 // bfloat16 operands travel as their raw bits (ISA files include no torch header).
 using Bf16Bits = uint16_t;
 
@@ -121,6 +136,12 @@ struct UKernelSet {
   UKernelIgemm<float> f32_igemm_wide;
   UKernelIgemm<double> f64_igemm;
   UKernelIgemm<Bf16Bits, float> bf16_igemm{nullptr, 0, 0, 2};
+  // dst[j] = bfloat16(src[j] + (bias ? bias[j] : 0)), j < n, rounded to
+  // nearest even (vcvtneps2bf16); null where the CPU lacks AVX512-BF16.
+  void (*bf16_store)(Bf16Bits* dst, const float* src, const float* bias, int64_t n) = nullptr;
+  // Strided-A forms of f32 (and its wide tile) and f64 (fn null where absent).
+  UKernelStrided<float> f32_strided, f32_strided_wide;
+  UKernelStrided<double> f64_strided;
   // Dot-product forms of f32 and bf16 (fn null where an ISA lacks one).
   UKernelDot<float> f32_dot;
   UKernelDot<Bf16Bits, float> bf16_dot;

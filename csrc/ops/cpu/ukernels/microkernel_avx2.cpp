@@ -48,6 +48,8 @@ bool ukernels_avx2(UKernelSet* out) {
   out->f64 = {&avx2::ukernel<avx2::VD, 4, 3>, 4, 12};
   out->f32_igemm = {&avx2::ukernel_igemm<avx2::VF, 4, 3>, 4, 24};
   out->f64_igemm = {&avx2::ukernel_igemm<avx2::VD, 4, 3>, 4, 12};
+  out->f32_strided = {&avx2::ukernel_strided<avx2::VF, 4, 3>, 4, 24};
+  out->f64_strided = {&avx2::ukernel_strided<avx2::VD, 4, 3>, 4, 12};
   out->row_f32 = avx2::row_kernels<avx2::VF>();
   out->row_f64 = avx2::row_kernels<avx2::VD>();
   out->grouped_f32 = avx2::grouped_kernels<avx2::VF>();

@@ -111,6 +111,9 @@ bool ukernels_avx512(UKernelSet* out) {
   out->f32_igemm = {&avx512::ukernel_igemm<avx512::VF, 8, 3>, 8, 48};
   out->f64_igemm = {&avx512::ukernel_igemm<avx512::VD, 8, 3>, 8, 24};
   out->f32_igemm_wide = {&avx512::ukernel_igemm<avx512::VF, 6, 4>, 6, 64};
+  out->f32_strided = {&avx512::ukernel_strided<avx512::VF, 8, 3>, 8, 48};
+  out->f32_strided_wide = {&avx512::ukernel_strided<avx512::VF, 6, 4>, 6, 64};
+  out->f64_strided = {&avx512::ukernel_strided<avx512::VD, 8, 3>, 8, 24};
   out->f32_dot = {&avx512::dot_f32, 4, 4, 16};
   out->row_f32 = avx512::row_kernels<avx512::VF>();
   out->row_f64 = avx512::row_kernels<avx512::VD>();

@@ -3,6 +3,8 @@
 // each instruction does twice the work of a float FMA.
 #include "ops/cpu/ukernels/microkernel.h"
 
+#include <algorithm>
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 // Only this file is built for AVX512-BF16 (see microkernel_avx2.cpp).
 #pragma GCC push_options
@@ -96,12 +98,32 @@ void dot_bf16(int64_t L, const Bf16Bits* a, int64_t lda, const Bf16Bits* b, int6
   });
 }
 
+// A finished float row stored as bfloat16, 16 values per vcvtneps2bf16.
+void store_bf16(Bf16Bits* dst, const float* src, const float* bias, int64_t n) {
+  for (int64_t j = 0; j < n; j += 16) {
+    const int64_t len = std::min<int64_t>(16, n - j);
+    const __mmask16 m = len == 16 ? __mmask16(0xFFFF) : __mmask16((1u << len) - 1);
+    __m512 v = _mm512_maskz_loadu_ps(m, src + j);
+    if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + j));
+    const __m256i h = (__m256i)_mm512_cvtneps_pbh(v);
+    if (len == 16) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j), h);
+    } else {  // (a masked 16-bit store needs AVX512-BW, which the ISA check does not ask for)
+      alignas(32) Bf16Bits tail[16];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(tail), h);
+      for (int64_t l = 0; l < len; ++l) dst[j + l] = tail[l];
+    }
+  }
+}
+
+
 }  // namespace avx512bf16
 
 bool ukernels_avx512bf16(UKernelSet* out) {
   out->bf16 = {&avx512bf16::ukernel<8, 3>, 8, 48, 2};
   out->bf16_igemm = {&avx512bf16::ukernel_igemm<8, 3>, 8, 48, 2};
   out->bf16_dot = {&avx512bf16::dot_bf16, 4, 4, 32};
+  out->bf16_store = &avx512bf16::store_bf16;
   out->isa = "avx512+bf16";
   return true;
 }

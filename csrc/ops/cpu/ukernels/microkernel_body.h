@@ -52,6 +52,14 @@ void ukernel(int64_t kc, const typename V::T* a, const typename V::T* b,
                           b, c, ldc, accumulate);
 }
 
+// Strided A (see UKernelStrided): row k of A is a[k*lda, k*lda + MR).
+template <class V, int MR, int NV>
+void ukernel_strided(int64_t kc, const typename V::T* a, int64_t lda, const typename V::T* b,
+                     typename V::T* c, int64_t ldc, bool accumulate) {
+  ukernel_loop<V, MR, NV>(1, kc, [a, lda](int64_t, int i, int64_t k) { return a + k * lda + i; },
+                          b, c, ldc, accumulate);
+}
+
 // Indirect A (see UKernelIgemm): row i of tap t is read in place from a[t*MR + i].
 template <class V, int MR, int NV>
 void ukernel_igemm(int64_t ks, int64_t kc, const typename V::T* const* a,

@@ -50,6 +50,8 @@ UKernelSet ukernels_generic() {
                  "generic"};
   set.f32_igemm = {&generic::ukernel_igemm<VF, 4, 3>, 4, 3 * VF::W};
   set.f64_igemm = {&generic::ukernel_igemm<VD, 4, 3>, 4, 3 * VD::W};
+  set.f32_strided = {&generic::ukernel_strided<VF, 4, 3>, 4, 3 * VF::W};
+  set.f64_strided = {&generic::ukernel_strided<VD, 4, 3>, 4, 3 * VD::W};
   set.grouped_f32 = generic::grouped_kernels<VF>();
   set.grouped_f64 = generic::grouped_kernels<VD>();
   return set;
