@@ -5,9 +5,10 @@ gradients reach the float32 leaves in float32.
 
 Results are compared with the same convext op called on tensors cast by
 hand, which must match bit for bit (same casts, same kernels), and with
-torch under autocast within the error bound of two half-precision results:
-both accumulate in float32 and round once, so each is within
-gamma(K) * sum|a*b| + u * |exact| of the exact value (see test_cuda.py).
+the exact conv of the rounded inputs: convext accumulates in float32 and rounds
+once, so it is within gamma(K) * sum|a*b| + u * |exact| of it (see
+test_cuda.py); torch must agree within twice that wherever it is itself within
+the bound (on CUDA, cuDNN's half-precision results are not everywhere).
 """
 import pytest
 import torch
@@ -35,14 +36,20 @@ def inputs(dims, device, seed=0):
     return x, w, b, dict(stride=1, padding=1, dilation=1, groups=2)
 
 
-def within_bound(a, b, x, w, bias, dims, kw, dtype):
+def check_bound(ours, theirs, x, w, bias, dims, kw, dtype):
+    """ours within one rounding bound of the exact conv of the autocast-rounded
+    inputs; torch too, at the elements where torch itself is within it (cuDNN's
+    half-precision forward is not everywhere: benchmarks/gpu/accuracy.py)."""
     f = getattr(F, f"conv{dims}d")
-    mag = f(x.double().abs(), w.detach().double().abs(), bias.detach().double().abs(), **kw)
-    exact = f(x.double(), w.detach().double(), bias.detach().double(), **kw)
+    args = [t.detach().to(dtype).double() for t in (x, w, bias)]
+    mag = f(*(t.abs() for t in args), **kw)
+    exact = f(*args, **kw)
     n = w[0].numel() + 2
     gamma = n * 2.0 ** -24 / (1 - n * 2.0 ** -24)
     one = gamma * mag + UNIT[dtype] * exact.abs()
-    return ((a.double() - b.double()).abs() <= 2 * one).all()
+    assert ((ours.double() - exact).abs() <= one).all()
+    torch_ok = (theirs.double() - exact).abs() <= one
+    assert ((ours.double() - theirs.double()).abs() <= 2 * one)[torch_ok].all()
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -57,7 +64,7 @@ def test_autocast_runs_in_autocast_dtype(device, dims):
     assert out.dtype == theirs.dtype == dtype
     by_hand = conv(x.to(dtype), w.detach().to(dtype), b.detach().to(dtype), **kw)
     assert torch.equal(out, by_hand)
-    assert within_bound(out, theirs, x, w, b, dims, kw, dtype)
+    check_bound(out, theirs, x, w, b, dims, kw, dtype)
     out.float().sum().backward()
     assert w.grad.dtype == torch.float32 and b.grad.dtype == torch.float32
     assert w.grad.abs().sum() > 0

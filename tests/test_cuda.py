@@ -86,11 +86,20 @@ def bound(ref, mag, k, dtype, extra=0.0):
     return (gamma + extra) * mag + UNIT[dtype] * ref.abs() + torch.finfo(dtype).tiny
 
 
+def tf32_extra(dtype):
+    """The TF32 term of the bound for float32 under torch's current setting:
+    with cudnn.allow_tf32 on (torch's default for convs) the dense kernels
+    round both operands to 10-bit mantissas on tensor cores, as cuDNN does."""
+    return 2 * TF32_UNIT if dtype == torch.float32 and torch.backends.cudnn.allow_tf32 else 0.0
+
+
 def reduction_len(w):
     return w[0].numel()  # C/groups * taps
 
 
 def assert_within(got, ref, tol, what):
+    if got.numel() == 0:
+        return
     err = (got.double() - ref).abs()
     bad = err > tol
     worst = err.argmax()
@@ -117,8 +126,12 @@ def test_forward_matches_exact_and_torch(name, dtype, tf32_off):
     ours = conv_fn(dims)(x, w, b, **kw)
     assert ours.dtype == dtype and ours.shape == ref.shape
     assert_within(ours, ref, tol, "convext vs float64")
-    theirs = conv_fn(dims, F)(x, w, b, **kw)
-    assert_within(ours, theirs.double(), 2 * tol, "convext vs torch")
+    # Against torch at the elements where torch is itself within the bound: cuDNN's
+    # float16/bfloat16 forward is not everywhere (measured on an H100 by
+    # benchmarks/gpu/accuracy.py: up to 6x the bound in float16, 90x in bfloat16).
+    theirs = conv_fn(dims, F)(x, w, b, **kw).double()
+    torch_ok = (theirs - ref).abs() <= tol
+    assert_within(ours[torch_ok], theirs[torch_ok], 2 * tol[torch_ok], "convext vs torch")
 
 
 @pytest.mark.parametrize("name", ["plain", "wide", "grouped", "conv1d"])
@@ -162,9 +175,20 @@ def grads_reference(dims, x, w, b, kw, go):
     return exact, mags
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.fixture
+def tf32_flag(request):
+    """Sets cudnn.allow_tf32 to the test's `tf32` parameter for its duration."""
+    old = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = request.param
+    yield request.param
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
+
+
+@pytest.mark.parametrize("dtype,tf32_flag", [
+    (torch.float32, False), (torch.float32, True), (torch.float16, True), (torch.bfloat16, True)],
+    ids=["float32", "float32-tf32", "float16", "bfloat16"], indirect=["tf32_flag"])
 @pytest.mark.parametrize("name", list(SHAPES))
-def test_backward_matches_exact(name, dtype):
+def test_backward_matches_exact(name, dtype, tf32_flag):
     dims, x, w, b, kw = make(name, dtype)
     x.requires_grad_()
     w.requires_grad_()
@@ -176,9 +200,11 @@ def test_backward_matches_exact(name, dtype):
                                                  go)
     oc_per_group = w.shape[0] // kw["groups"]
     positions = out[0, 0].numel() * out.shape[0]
-    assert_within(gx, ex, bound(ex, mx, oc_per_group * w[0, 0].numel(), dtype), "grad_input")
-    assert_within(gw, ew, bound(ew, mw, positions, dtype), "grad_weight")
-    assert_within(gb, eb, bound(eb, mb, positions, dtype), "grad_bias")
+    extra = tf32_extra(dtype)
+    assert_within(gx, ex, bound(ex, mx, oc_per_group * w[0, 0].numel(), dtype, extra),
+                  "grad_input")
+    assert_within(gw, ew, bound(ew, mw, positions, dtype, extra), "grad_weight")
+    assert_within(gb, eb, bound(eb, mb, positions, dtype), "grad_bias")  # a plain sum
 
 
 @pytest.mark.parametrize("name", SMALL)
@@ -208,7 +234,7 @@ def layouts(t):
 def test_noncontiguous_and_channels_last(name):
     dims, x, w, b, kw = make(name, torch.float32)
     ref, mag = reference(dims, x, w, b, kw)
-    tol = bound(ref, mag, reduction_len(w), torch.float32)
+    tol = bound(ref, mag, reduction_len(w), torch.float32, tf32_extra(torch.float32))
     for lx, xv in layouts(x):
         for lw, wv in layouts(w):
             out = conv_fn(dims)(xv, wv, b, **kw)
@@ -231,9 +257,10 @@ def test_backward_with_channels_last_and_expanded_grad(name):
     gx, gw = torch.autograd.grad(out, (x, w), go)
     (ex, ew, _), (mx, mw, _) = grads_reference(dims, x.detach(), w.detach(), b, kw, go)
     positions = out[0, 0].numel() * out.shape[0]
-    assert_within(gx, ex, bound(ex, mx, w.shape[0] * w[0, 0].numel(), torch.float32),
+    extra = tf32_extra(torch.float32)
+    assert_within(gx, ex, bound(ex, mx, w.shape[0] * w[0, 0].numel(), torch.float32, extra),
                   "grad_input")
-    assert_within(gw, ew, bound(ew, mw, positions, torch.float32), "grad_weight")
+    assert_within(gw, ew, bound(ew, mw, positions, torch.float32, extra), "grad_weight")
 
 
 def test_empty_batch():

@@ -31,7 +31,8 @@ BIG_CASES = [
     (2, 1, 8, 136, (92, 92), (3, 3), (1, 1), (1, 1), (1, 1), 1, "contiguous"),
     (2, 1, 72, 8, (130, 130), (3, 3), (1, 1), (1, 1), (1, 1), 1, "contiguous"),
 ]
-DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+DTYPES = [(torch.float32, True), (torch.float32, False), (torch.float64, False),
+          (torch.float16, False), (torch.bfloat16, False)]  # (dtype, TF32 allowed)
 
 
 def layout(t, kind):
@@ -44,7 +45,8 @@ def layout(t, kind):
     return t
 
 
-def run(case, dtype):
+def run(case, dtype, tf32):
+    torch.backends.cudnn.allow_tf32 = tf32  # convext follows it: TF32 MMA or full float32
     dims, n, c, oc, size, k, s, p, d, g, kind = case
     kw = dict(stride=s, padding=p, dilation=d, groups=g)
     x = layout(torch.randn((n, c, *size), device="cuda").to(dtype), kind).requires_grad_()
@@ -57,7 +59,7 @@ def run(case, dtype):
     x64, w64, b64 = (t.detach().double().requires_grad_() for t in (x, w, b))
     ref_out = ref(x64, w64, b64, **kw)
     ref_grads = torch.autograd.grad(ref_out, (x64, w64, b64), go.double())
-    rtol = {torch.float64: 1e-9, torch.float32: 1e-4}.get(dtype, 3e-2)
+    rtol = {torch.float64: 1e-9, torch.float32: 1e-2 if tf32 else 1e-4}.get(dtype, 3e-2)
     bad = []
     for name, got, want in zip(("forward", "grad_input", "grad_weight", "grad_bias"),
                                (out,) + grads, (ref_out,) + ref_grads):
@@ -68,14 +70,17 @@ def run(case, dtype):
 
 
 def main():
-    runs = [(c, d) for c in CASES for d in DTYPES] + [(c, torch.float32) for c in BIG_CASES]
+    # float32 twice: TF32 on (torch's default for convs: the MMA kernels where the
+    # channels allow) and off (full float32 on the SIMT kernels).
+    runs = [(c, d, tf32) for c in CASES for d, tf32 in DTYPES] + \
+        [(c, torch.float32, tf32) for c in BIG_CASES for tf32 in (True, False)]
     failures = 0
-    for case, dtype in runs:
-        bad = run(case, dtype)
+    for case, dtype, tf32 in runs:
+        bad = run(case, dtype, tf32)
         torch.cuda.synchronize()
         if bad:
             failures += 1
-            print(f"WRONG {bad} for {case} {dtype}")
+            print(f"WRONG {bad} for {case} {dtype}{' tf32' if tf32 else ''}")
     print(f"sanitizer_cases: {len(runs)} runs, {failures} with wrong results")
     return 1 if failures else 0
 

@@ -23,6 +23,7 @@ note() { echo "[verify_cuda $(elapsed)s] $*" | tee -a "$RES/steps.log"; }
 export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
 export MAX_JOBS=${MAX_JOBS:-16}
 export FORCE_CUDA=1
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}  # sanitizer_cases.py imports convext from here
 
 nvidia-smi >"$RES/nvidia-smi.txt" 2>&1
 python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, \
