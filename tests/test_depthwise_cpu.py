@@ -74,6 +74,8 @@ def test_empty_batch_and_non_contiguous(layout):
     assert_close_to_torch(2, x, w, b, **kw)
     big, w, b, kw = _case(20, 1, 9, 18, 3, 3, 1, 1, 1, torch.float32, layout)
     assert_close_to_torch(2, big[..., ::2], w, b, **kw)  # every other column
+    # strided conv of a column-strided view: the phase planes' copy runs at step 4
+    assert_close_to_torch(2, big[..., ::2], w, b, **dict(kw, stride=2, padding=2))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)

@@ -13,6 +13,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "ops/cpu/conv_kernels_cpu.h"
@@ -31,12 +32,64 @@ namespace {
 // output, computed on a grid of X columns (ow >= OW discarded), is one
 // unit-stride run per tap: one row-kernel call per plane, full vectors even
 // for 7x7 planes, no gathers for strided convs.
+// dst[j * dst_step] = src[j * src_step] for j < n, converted; the steps
+// are compile-time constants where they are (1, 1) or (1, 2), so the
+// common copies vectorise. Returns whether every value is finite (always
+// true unless kCheck: v - v is NaN, not 0, for an infinite or NaN v).
+template <bool kCheck, typename D, typename S>
+bool copy_run(D* __restrict dst, int64_t dst_step, const S* __restrict src, int64_t src_step,
+              int64_t n) {
+  int bad = 0;
+  auto copy = [&](auto kd, auto ks) {
+    const int64_t dt = kd ? kd() : dst_step, st = ks ? ks() : src_step;
+    for (int64_t j = 0; j < n; ++j) {
+      const D v = static_cast<D>(src[j * st]);
+      dst[j * dt] = v;
+      if constexpr (kCheck) bad |= (v - v) != D(0);
+    }
+  };
+  using Step1 = std::integral_constant<int64_t, 1>;
+  using Step2 = std::integral_constant<int64_t, 2>;
+  using Any = std::integral_constant<int64_t, 0>;
+  if (dst_step == 1 && src_step == 1) copy(Step1(), Step1());
+  else if (dst_step == 1 && src_step == 2) copy(Step1(), Step2());
+  else copy(Any(), Any());
+  return !bad;
+}
+
+// dst[(r + j*k) * step] = src[r][j] for r < k, j < count[r] (count[r] is
+// ceil((W - r) / k) for a row of W): the k column phases of a row put back
+// together. Vectorises for the common k = 2, step 1.
+template <typename D, typename S>
+void interleave(D* dst, int64_t step, const S* const* src, int64_t k, const int64_t* count) {
+  if (k == 2 && step == 1) {
+    D* __restrict d = dst;
+    const S* __restrict a = src[0];
+    const S* __restrict b = src[1];
+    const int64_t n = count[1];  // count[0] is n or n + 1
+    for (int64_t j = 0; j < n; ++j) {
+      d[2 * j] = static_cast<D>(a[j]);
+      d[2 * j + 1] = static_cast<D>(b[j]);
+    }
+    if (count[0] > n) d[2 * n] = static_cast<D>(a[n]);
+    return;
+  }
+  for (int64_t r = 0; r < k; ++r) copy_run<false>(dst + r * step, k * step, src[r], 1, count[r]);
+}
+
 template <typename T>
 struct PhasePlane {
   const ConvShape& s;
   int64_t X, Y;  // a phase plane's columns and rows
   ScratchVector<T> data;
   std::vector<int64_t> tap_off;
+  // Column phase r holds padded columns r, r + sw, ...: input columns
+  // x0 + j*sw (j < count) land at offset at + j of a row of phase (., 0).
+  // The same for every row, so worked out once (a plane may be 14 x 14).
+  struct ColRun {
+    int64_t at, count, x0;
+  };
+  std::vector<ColRun> cols;
 
   explicit PhasePlane(const ConvShape& shape)
       : s(shape), X(ceil_div(shape.W + 2 * shape.pw, shape.sw)),
@@ -50,6 +103,11 @@ struct PhasePlane {
         const int64_t phase = (a % s.sh) * s.sw + b % s.sw;
         tap_off[kh * s.KW + kw] = phase * Y * X + (a / s.sh) * X + b / s.sw;
       }
+    for (int64_t r = 0; r < std::min(s.sw, s.W + s.pw); ++r) {
+      const int64_t first = ceil_div(std::max<int64_t>(s.pw - r, 0), s.sw);
+      const int64_t count = ceil_div(s.W + s.pw - r, s.sw) - first;
+      if (count > 0) cols.push_back({r * Y * X + first, count, first * s.sw + r - s.pw});
+    }
   }
 
   // Output positions (flat run length) to compute for the plane.
@@ -59,32 +117,16 @@ struct PhasePlane {
   // returns whether every value is finite (always true unless kCheck).
   template <bool kCheck, typename S>
   bool load(const S* src, int64_t hs, int64_t ws) {
-    int bad = 0;  // v - v is NaN, not 0, for an infinite or NaN v
+    bool ok = true;
+    // padded row y + ph is row yy of row phase rh
+    int64_t rh = s.ph % s.sh, yy = s.ph / s.sh;
     for (int64_t y = 0; y < s.H; ++y) {
-      const int64_t py = y + s.ph;
-      T* dst = data.data() + ((py % s.sh) * s.sw * Y + py / s.sh) * X;
-      const S* row = src + y * hs;
-      if (s.sw == 1 && ws == 1) {  // the common case, vectorised
-        for (int64_t x = 0; x < s.W; ++x) {
-          const T v = static_cast<T>(row[x]);
-          dst[s.pw + x] = v;
-          if constexpr (kCheck) bad |= (v - v) != T(0);
-        }
-        continue;
-      }
-      for (int64_t r = 0; r < s.sw; ++r) {
-        // phase r holds padded columns r, r + sw, ...: input x = j*sw + r - pw
-        const int64_t first = (std::max<int64_t>(s.pw - r, 0) + s.sw - 1) / s.sw;
-        T* d = dst + r * Y * X;
-        const S* in = row + (first * s.sw + r - s.pw) * ws;
-        for (int64_t j = first; j * s.sw + r - s.pw < s.W; ++j, in += s.sw * ws) {
-          const T v = static_cast<T>(*in);
-          d[j] = v;
-          if constexpr (kCheck) bad |= (v - v) != T(0);
-        }
-      }
+      T* dst = data.data() + (rh * s.sw * Y + yy) * X;
+      for (const ColRun& c : cols)
+        ok &= copy_run<kCheck>(dst + c.at, 1, src + y * hs + c.x0 * ws, s.sw * ws, c.count);
+      if (++rh == s.sh) rh = 0, ++yy;
     }
-    return !bad;
+    return ok;
   }
 
   void taps(const T** ptrs) const {
@@ -117,11 +159,9 @@ void correlate_planes(const S* src, at::IntArrayRef ss, const T* w, const T* bia
       for (int64_t m = 0; m < mult; ++m) {
         const int64_t oc = ic * mult + m;
         rk.taps_row(res.data(), plane.run(), ptrs.data(), w + oc * taps, taps, bias[oc]);
-        for (int64_t oh = 0; oh < s.OH; ++oh) {
-          S* d = dst + n * ds[0] + oc * ds[1] + oh * ds[2];
-          const T* row = res.data() + oh * plane.X;
-          for (int64_t ow = 0; ow < s.OW; ++ow) d[ow * ds[3]] = static_cast<S>(row[ow]);
-        }
+        for (int64_t oh = 0; oh < s.OH; ++oh)
+          copy_run<false>(dst + n * ds[0] + oc * ds[1] + oh * ds[2], ds[3],
+                          res.data() + oh * plane.X, 1, s.OW);
       }
     }
   });
@@ -161,46 +201,53 @@ void depthwise_grad_input(const at::Tensor& grad_out, const at::Tensor& weight,
   }
   const DimPhases ph(s.H, s.OH, s.KH, s.sh, s.ph, s.dh);
   const DimPhases pw(s.W, s.OW, s.KW, s.sw, s.pw, s.dw);
-  // grad_output planes padded so every phase's reads are in bounds.
+  // grad_output planes on a grid of GH x GW (every phase's reads in bounds).
+  // Input phase (rh, rw) is one taps_row run over its TH rows of GW
+  // columns (those past its TW discarded), as PhasePlane does for the
+  // forward; the sw column phases of a row are then interleaved into it.
   const int64_t GH = ph.hi - ph.lo, GW = pw.hi - pw.lo;
+  const int64_t nrw = std::min(s.sw, s.W);
+  std::vector<int64_t> TW(nrw);
+  for (int64_t rw = 0; rw < nrw; ++rw) TW[rw] = ceil_div(s.W - rw, s.sw);
   const S* go = grad_out.const_data_ptr<S>();
   S* gi = grad_in.mutable_data_ptr<S>();
   const auto gs = grad_out.strides();
   const auto is = grad_in.strides();
   at::parallel_for(0, s.N * s.C, grain_size(s.N * s.C, s), [&](int64_t begin, int64_t end) {
-    ScratchVector<T> planes(mult * GH * GW + kRowSlack, T(0)), row(s.W + kRowSlack);
+    // Discarded columns read up to GW + kRowSlack past the last plane.
+    ScratchVector<T> planes(mult * GH * GW + GW + kRowSlack, T(0));
+    ScratchVector<T> res(nrw * (ceil_div(s.H, s.sh) * GW + kRowSlack));
+    std::vector<const T*> rows(nrw);
     ScratchVector<T> wt(mult * taps);
     std::vector<const T*> ptrs(mult * taps);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t n = task / s.C, ic = task % s.C;
       for (int64_t m = 0; m < mult; ++m) {
         const S* src = go + n * gs[0] + (ic * mult + m) * gs[1];
-        T* plane = planes.data() + m * GH * GW;
+        T* plane = planes.data() + m * GH * GW - ph.lo * GW - pw.lo;
         for (int64_t y = 0; y < s.OH; ++y)
-          for (int64_t x = 0; x < s.OW; ++x)
-            plane[(y - ph.lo) * GW + (x - pw.lo)] = static_cast<T>(src[y * gs[2] + x * gs[3]]);
+          copy_run<false>(plane + y * GW, 1, src + y * gs[2], gs[3], s.OW);
       }
       S* dst = gi + n * is[0] + ic * is[1];
       for (int64_t rh = 0; rh < s.sh && rh < s.H; ++rh) {
-        for (int64_t rw = 0; rw < s.sw && rw < s.W; ++rw) {
-          const int64_t TW = ceil_div(s.W - rw, s.sw);
+        const int64_t TH = ceil_div(s.H - rh, s.sh);
+        for (int64_t rw = 0; rw < nrw; ++rw) {
           // The taps (over every multiplier channel) that reach this phase.
           int64_t nt = 0;
           for (int64_t m = 0; m < mult; ++m)
             for (size_t i = 0; i < ph.taps[rh].size(); ++i)
-              for (size_t j = 0; j < pw.taps[rw].size(); ++j)
-                wt[nt++] = w[(ic * mult + m) * taps + ph.taps[rh][i] * s.KW + pw.taps[rw][j]];
-          for (int64_t th = 0; rh + th * s.sh < s.H; ++th) {
-            int64_t t = 0;
-            for (int64_t m = 0; m < mult; ++m)
-              for (size_t i = 0; i < ph.taps[rh].size(); ++i)
-                for (size_t j = 0; j < pw.taps[rw].size(); ++j)
-                  ptrs[t++] = planes.data() + m * GH * GW +
-                              (th + ph.offs[rh][i] - ph.lo) * GW + (pw.offs[rw][j] - pw.lo);
-            rk.taps_row(row.data(), TW, ptrs.data(), wt.data(), nt, T(0));
-            S* d = dst + (rh + th * s.sh) * is[2] + rw * is[3];
-            for (int64_t tw = 0; tw < TW; ++tw) d[tw * s.sw * is[3]] = static_cast<S>(row[tw]);
-          }
+              for (size_t j = 0; j < pw.taps[rw].size(); ++j, ++nt) {
+                wt[nt] = w[(ic * mult + m) * taps + ph.taps[rh][i] * s.KW + pw.taps[rw][j]];
+                ptrs[nt] = planes.data() + m * GH * GW + (ph.offs[rh][i] - ph.lo) * GW +
+                           (pw.offs[rw][j] - pw.lo);
+              }
+          T* r = res.data() + rw * (res.size() / nrw);
+          rk.taps_row(r, TH * GW, ptrs.data(), wt.data(), nt, T(0));
+          rows[rw] = r;
+        }
+        for (int64_t th = 0; th < TH; ++th) {
+          interleave(dst + (rh + th * s.sh) * is[2], is[3], rows.data(), nrw, TW.data());
+          for (auto& row : rows) row += GW;
         }
       }
     }
