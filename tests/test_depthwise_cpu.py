@@ -28,6 +28,7 @@ GEOMETRY = [
     (24, 1, 13, 29, 7, 7, 1, 3, 1),
     (8, 2, 9, 9, 3, 3, 2, 1, 1),  # multiplier 2
     (5, 1, 5, 4, 2, 2, 1, 0, 1),
+    (12, 1, 5, 4, 7, 7, 1, 3, 1),  # no output column has all its taps inside the row
 ]
 
 
@@ -58,7 +59,7 @@ def test_matches_torch(geom, dtype, layout):
 
 
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
-@pytest.mark.parametrize("geom", [GEOMETRY[1], GEOMETRY[2], GEOMETRY[5], GEOMETRY[7]],
+@pytest.mark.parametrize("geom", [GEOMETRY[1], GEOMETRY[2], GEOMETRY[5], GEOMETRY[7], GEOMETRY[9]],
                          ids=lambda g: "x".join(map(str, g)))
 def test_gradcheck_float64(geom, layout):
     C, mult, H, W, KH, KW, stride, padding, dilation = geom

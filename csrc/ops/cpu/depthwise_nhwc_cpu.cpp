@@ -61,43 +61,80 @@ void copy_pixels(const S* src, int64_t width, int64_t src_stride, int64_t nc, T*
   }
 }
 
-// The input rows of consecutive output rows of one image: a ring of
-// (KH-1)*dh + 1 rows of W + 2*pw pixels of C channels, zero-padded left and
-// right, in the op-math type. Row ih lives in slot (ih + ph) % R.
-template <typename T>
+// The input rows of consecutive output rows of one image. In the op-math
+// type (float) they are read in place: the output columns whose taps all
+// fall inside the row run as one block, and the few edge columns one at a
+// time with the taps that land inside. Other types (bfloat16, half) go
+// through a ring of (KH-1)*dh + 1 converted rows of W + 2*pw pixels of C
+// channels, zero-padded left and right, row ih in slot (ih + ph) % R, so a
+// row is converted once for all the output rows that read it.
+template <typename S, typename T>
 struct RowRing {
+  static constexpr bool kDirect = std::is_same_v<S, T>;
   const ConvShape& s;
   int64_t R, PW;
   ScratchVector<T> data;
   int64_t next = std::numeric_limits<int64_t>::min();  // rows below are loaded
+  const S* image = nullptr;
+  int64_t hs = 0, ws = 0;
+  int64_t lo = 0, hi = 0;  // output columns all of whose taps are inside (direct)
 
   explicit RowRing(const ConvShape& shape)
       : s(shape), R((shape.KH - 1) * shape.dh + 1), PW(shape.W + 2 * shape.pw),
-        data(R * PW * shape.C, T(0)) {}
+        data(kDirect ? 0 : R * PW * shape.C, T(0)) {
+    if (kDirect) {
+      // ow*sw - pw >= 0 and ow*sw - pw + (KW-1)*dw < W
+      lo = std::min(ceil_div(s.pw, s.sw), s.OW);
+      const int64_t last = s.W - 1 + s.pw - (s.KW - 1) * s.dw;
+      hi = last < 0 ? 0 : std::min(last / s.sw + 1, s.OW);
+    } else {
+      hi = s.OW;
+    }
+  }
 
   void reset() { next = std::numeric_limits<int64_t>::min(); }
   T* row(int64_t ih) { return data.data() + ((ih + s.ph) % R) * PW * s.C; }
+  int64_t step() const { return s.sw * (kDirect ? ws : s.C); }  // between output pixels
 
-  // Loads the rows output row oh reads that are not loaded yet, from an image
-  // with row stride hs and pixel stride ws.
-  template <typename S>
-  void advance(const S* image, int64_t hs, int64_t ws, int64_t oh) {
-    const int64_t lo = oh * s.sh - s.ph, hi = lo + R - 1;
-    for (int64_t ih = std::max(lo, next); ih <= hi; ++ih)
+  // Makes the rows output row oh reads available, from an image with row
+  // stride hs and pixel stride ws (channels contiguous).
+  void advance(const S* img, int64_t h_stride, int64_t w_stride, int64_t oh) {
+    image = img, hs = h_stride, ws = w_stride;
+    if constexpr (kDirect) return;
+    const int64_t first = oh * s.sh - s.ph, last = first + R - 1;
+    for (int64_t ih = std::max(first, next); ih <= last; ++ih)
       if (ih >= 0 && ih < s.H)
         copy_pixels(image + ih * hs, s.W, ws, s.C, row(ih) + s.pw * s.C, s.C);
-    next = hi + 1;
+    next = last + 1;
   }
 
-  // The taps of output row oh that read input rows (the others add zero):
-  // src[i] = its run (pixel ow at src[i] + ow*sw*C), tap[i] = kh*KW + kw.
-  int64_t taps(int64_t oh, const T** src, int64_t* tap) {
+  // Calls f(ow0, np) for runs of output columns that share their taps: the
+  // whole row from the ring, the edge columns one by one read in place.
+  template <class F>
+  void column_runs(F f) const {
+    for (int64_t ow = 0; ow < s.OW;) {
+      const int64_t np = ow >= lo && ow < hi ? hi - ow : 1;
+      f(ow, np);
+      ow += np;
+    }
+  }
+
+  // The taps of output row oh, columns [ow0, ow0 + np), that read inside
+  // the input (the others add zero): src[i] = the run of column ow0 (column
+  // ow0 + j at src[i] + j*step()), tap[i] = kh*KW + kw.
+  int64_t taps(int64_t oh, int64_t ow0, int64_t np, const T** src, int64_t* tap) {
     int64_t nt = 0;
     for (int64_t kh = 0; kh < s.KH; ++kh) {
       const int64_t ih = oh * s.sh + kh * s.dh - s.ph;
       if (ih < 0 || ih >= s.H) continue;
       for (int64_t kw = 0; kw < s.KW; ++kw) {
-        src[nt] = row(ih) + kw * s.dw * s.C;
+        const int64_t iw = ow0 * s.sw - s.pw + kw * s.dw;  // column ow0's input
+        if constexpr (kDirect) {
+          if (iw < 0 || iw + (np - 1) * s.sw >= s.W) continue;
+          src[nt] = image + ih * hs + iw * ws;
+        } else {
+          src[nt] = row(ih) + (iw + s.pw) * s.C;
+        }
         tap[nt++] = kh * s.KW + kw;
       }
     }
@@ -116,7 +153,7 @@ void correlate_nhwc(const S* src, at::IntArrayRef is, const T* wt, const T* bias
   const int64_t blocks = std::min<int64_t>(s.OH, ceil_div(4 * at::get_num_threads(), s.N));
   const int64_t rows = ceil_div(s.OH, blocks), tasks = s.N * ceil_div(s.OH, rows);
   at::parallel_for(0, tasks, grain_size(tasks, s), [&](int64_t begin, int64_t end) {
-    RowRing<T> ring(s);
+    RowRing<S, T> ring(s);
     ScratchVector<T> orow(same ? 0 : s.OW * s.C);
     std::vector<const T*> from(s.taps()), w(s.taps());
     std::vector<int64_t> tap(s.taps());
@@ -125,12 +162,15 @@ void correlate_nhwc(const S* src, at::IntArrayRef is, const T* wt, const T* bias
       ring.reset();
       for (int64_t oh = oh0; oh < std::min(oh0 + rows, s.OH); ++oh) {
         ring.advance(src + n * is[0], is[2], is[3], oh);
-        const int64_t nt = ring.taps(oh, from.data(), tap.data());
-        for (int64_t i = 0; i < nt; ++i) w[i] = wt + tap[i] * s.C;
         S* dst = out + n * os[0] + oh * os[2];
         T* row = same ? reinterpret_cast<T*>(dst) : orow.data();
-        rk.vtaps_row(row, same ? os[3] : s.C, s.OW, s.C, from.data(), s.sw * s.C, w.data(), nt,
-                     bias);
+        const int64_t ldo = same ? os[3] : s.C;
+        ring.column_runs([&](int64_t ow0, int64_t np) {
+          const int64_t nt = ring.taps(oh, ow0, np, from.data(), tap.data());
+          for (int64_t i = 0; i < nt; ++i) w[i] = wt + tap[i] * s.C;
+          rk.vtaps_row(row + ow0 * ldo, ldo, np, s.C, from.data(), ring.step(), w.data(), nt,
+                       bias);
+        });
         if constexpr (!same) copy_pixels(orow.data(), s.OW, s.C, s.C, dst, os[3]);
       }
     }
@@ -237,7 +277,7 @@ void depthwise_nhwc_grad_weight(const at::Tensor& grad_out, const at::Tensor& in
   const auto gs = grad_out.strides();
   const auto is = input.strides();
   at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
-    RowRing<T> ring(s);
+    RowRing<S, T> ring(s);
     ScratchVector<T> grow(same ? 0 : s.OW * C);
     std::vector<const T*> src(taps);
     std::vector<T*> acc(taps);
@@ -249,15 +289,15 @@ void depthwise_nhwc_grad_weight(const at::Tensor& grad_out, const at::Tensor& in
         const int64_t n = r / s.OH, oh = r % s.OH;
         if (n != image) ring.reset(), image = n;
         ring.advance(in + n * is[0], is[2], is[3], oh);
-        const int64_t nt = ring.taps(oh, src.data(), tap.data());
-        for (int64_t i = 0; i < nt; ++i) acc[i] = sums + tap[i] * C;
         const S* g = go + n * gs[0] + oh * gs[2];
-        if constexpr (same) {
-          rk.vtaps_acc(acc.data(), s.OW, C, g, gs[3], src.data(), s.sw * C, nt);
-        } else {
-          copy_pixels(g, s.OW, gs[3], C, grow.data(), C);
-          rk.vtaps_acc(acc.data(), s.OW, C, grow.data(), C, src.data(), s.sw * C, nt);
-        }
+        if constexpr (!same) copy_pixels(g, s.OW, gs[3], C, grow.data(), C);
+        const T* gr = same ? reinterpret_cast<const T*>(g) : grow.data();
+        const int64_t ldg = same ? gs[3] : C;
+        ring.column_runs([&](int64_t ow0, int64_t np) {
+          const int64_t nt = ring.taps(oh, ow0, np, src.data(), tap.data());
+          for (int64_t i = 0; i < nt; ++i) acc[i] = sums + tap[i] * C;
+          rk.vtaps_acc(acc.data(), np, C, gr + ow0 * ldg, ldg, src.data(), ring.step(), nt);
+        });
       }
     }
   });

@@ -10,6 +10,7 @@
 // panels with zeros and the callers give C buffers padded to MR and NR.
 
 #include <cstdint>
+#include <type_traits>
 
 namespace convext {
 namespace cpu {

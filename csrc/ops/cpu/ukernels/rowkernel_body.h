@@ -130,18 +130,32 @@ inline void vtaps_row_pixels(typename V::T* out, int64_t ldo, int64_t p, int64_t
   }
 }
 
+// Calls f(std::integral_constant<int, PB>(), p) for pixel blocks covering
+// [0, np): blocks of 8, then one block of the 1-7 left over, so a short row
+// (7 pixels of a 7x7 layer) is one block, not 4 + 1 + 1 + 1.
+template <class F>
+inline void pixel_blocks(int64_t np, F f) {
+  int64_t p = 0;
+  for (; p + 8 <= np; p += 8) f(std::integral_constant<int, 8>(), p);
+  switch (np - p) {
+    case 7: return f(std::integral_constant<int, 7>(), p);
+    case 6: return f(std::integral_constant<int, 6>(), p);
+    case 5: return f(std::integral_constant<int, 5>(), p);
+    case 4: return f(std::integral_constant<int, 4>(), p);
+    case 3: return f(std::integral_constant<int, 3>(), p);
+    case 2: return f(std::integral_constant<int, 2>(), p);
+    case 1: return f(std::integral_constant<int, 1>(), p);
+    default: return;
+  }
+}
+
 template <class V>
 void dw_vtaps_row(typename V::T* out, int64_t ldo, int64_t np, int64_t n,
                   const typename V::T* const* src, int64_t step,
                   const typename V::T* const* w, int64_t ntaps, const typename V::T* init) {
-  constexpr int PB = 8;
-  int64_t p = 0;
-  for (; p + PB <= np; p += PB) vtaps_row_pixels<V, PB>(out, ldo, p, n, src, step, w, ntaps, init);
-  if (p + 4 <= np) {
-    vtaps_row_pixels<V, 4>(out, ldo, p, n, src, step, w, ntaps, init);
-    p += 4;
-  }
-  for (; p < np; ++p) vtaps_row_pixels<V, 1>(out, ldo, p, n, src, step, w, ntaps, init);
+  pixel_blocks(np, [&](auto pb, int64_t p) {
+    vtaps_row_pixels<V, decltype(pb)::value>(out, ldo, p, n, src, step, w, ntaps, init);
+  });
 }
 
 // acc[t][i] += sum_{p < PB} g[p*ldg + i] * src[t][(p0 + p)*step + i], the PB
@@ -178,14 +192,9 @@ inline void vtaps_acc_pixels(typename V::T* const* acc, int64_t p0, int64_t n,
 template <class V>
 void dw_vtaps_acc(typename V::T* const* acc, int64_t np, int64_t n, const typename V::T* g,
                   int64_t ldg, const typename V::T* const* src, int64_t step, int64_t ntaps) {
-  constexpr int PB = 8;
-  int64_t p = 0;
-  for (; p + PB <= np; p += PB) vtaps_acc_pixels<V, PB>(acc, p, n, g, ldg, src, step, ntaps);
-  if (p + 4 <= np) {
-    vtaps_acc_pixels<V, 4>(acc, p, n, g, ldg, src, step, ntaps);
-    p += 4;
-  }
-  for (; p < np; ++p) vtaps_acc_pixels<V, 1>(acc, p, n, g, ldg, src, step, ntaps);
+  pixel_blocks(np, [&](auto pb, int64_t p) {
+    vtaps_acc_pixels<V, decltype(pb)::value>(acc, p, n, g, ldg, src, step, ntaps);
+  });
 }
 
 // This ISA's row kernels for V's element type.
