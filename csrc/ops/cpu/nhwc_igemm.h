@@ -199,9 +199,15 @@ void nhwc_igemm(const UKernelIgemm<P, T>& uk, int64_t G, int64_t Nimg,
             continue;
           }
         }
-        if (dst.sc == 1) {
-          for (int64_t j = 0; j < nj; ++j)
-            d[j] = static_cast<S>(row[j] + (bias ? bias[g * N + j0 + j] : T(0)));
+        if (dst.sc == 1) {  // disjoint runs, the bias test hoisted: this vectorises
+          S* __restrict dv = d;
+          const T* __restrict rv = row;
+          if (bias) {
+            const T* __restrict bv = bias + g * N + j0;
+            for (int64_t j = 0; j < nj; ++j) dv[j] = static_cast<S>(rv[j] + bv[j]);
+          } else {
+            for (int64_t j = 0; j < nj; ++j) dv[j] = static_cast<S>(rv[j]);
+          }
         } else {
           for (int64_t j = 0; j < nj; ++j)
             d[j * dst.sc] = static_cast<S>(row[j] + (bias ? bias[g * N + j0 + j] : T(0)));
