@@ -172,23 +172,31 @@ void grad_weight_packed(const at::Tensor& grad_out, const at::Tensor& input, at:
   const int64_t a_rows = uk.strided ? uk.mr : plan.MC;
   red.run(s, [&] { return Buffers{Scratch<P>(a_rows * KC), Scratch<P>(KC * plan.NC), {}, {}}; },
           [&](Buffers& buf, const OutTile& t, int64_t r_begin, int64_t r_end, T* c) {
+    // The tile's columns (tap, c) as runs of one tap's channels.
+    struct TapRun {
+      int64_t j, len, tap, c;
+    };
+    std::vector<TapRun> tap_runs;
+    for (int64_t j = 0; j < t.nc;) {
+      const int64_t col = t.n0 + j, tap = col / Cg, ch = col % Cg;
+      const int64_t len = std::min(Cg - ch, t.nc - j);
+      tap_runs.push_back({j, len, tap, t.g * Cg + ch});
+      j += len;
+    }
     for (int64_t r0 = r_begin; r0 < r_end; r0 += KC) {
       const int64_t kc = std::min(KC, r_end - r0);
       // B: the input channels every tap of pixel q reads, columns (tap, c):
-      // one run per tap, zero in the padding.
+      // one run per tap (the same for every pixel), zero in the padding.
       pack_pixel_rows(kc, t.nc, uk.nr, uk.kr, buf.b.ptr, buf.row2,
                       [&](int64_t qq, std::vector<RowRun<P>>& runs, P* cvt) {
         const Pixel px(r0 + qq, s.OH, s.OW);
-        for (int64_t j = 0; j < t.nc;) {
-          const int64_t col = t.n0 + j, tap = col / Cg, ch = col % Cg;
-          const int64_t len = std::min(Cg - ch, t.nc - j);
-          const int64_t y = px.y * s.sh + offs.h[tap], x = px.x * s.sw + offs.w[tap];
+        for (const TapRun& tr : tap_runs) {
+          const int64_t y = px.y * s.sh + offs.h[tr.tap], x = px.x * s.sw + offs.w[tr.tap];
           const P* src = nullptr;
           if (y >= 0 && y < s.H && x >= 0 && x < s.W)
-            src = run_as_packed<P>(in + px.n * is[0] + y * is[2] + x * is[3] + (t.g * Cg + ch),
-                                   len, cvt + j);
-          runs.push_back({j, len, src});
-          j += len;
+            src = run_as_packed<P>(in + px.n * is[0] + y * is[2] + x * is[3] + tr.c, tr.len,
+                                   cvt + tr.j);
+          runs.push_back({tr.j, tr.len, src});
         }
       });
       const bool acc = r0 > r_begin;

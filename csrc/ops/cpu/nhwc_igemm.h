@@ -265,27 +265,38 @@ void pack_pixel_rows(int64_t kc, int64_t nj, int NP, int R, P* dst, ScratchVecto
   const int64_t kcR = round_up(kc, R), panels = ceil_div(nj, NP), tail = nj % NP;
   buf.resize(2 * std::max<int64_t>(nj, 1));
   std::vector<RowRun<P>> r0, r1;
+  // Where the runs' values go, worked out on the first row (every row is
+  // split alike): values [off, off + n) of run `run` at `out` past the row's
+  // start, one piece per panel a run crosses. No division per row.
+  struct Piece {
+    size_t run;
+    int64_t off, n, out;
+  };
+  std::vector<Piece> pieces;
   for (int64_t qq = 0; qq < kcR; qq += R) {
     r0.clear();
     r1.clear();
     runs(qq, r0, buf.data());
     const bool second = R == 2 && qq + 1 < kc;
     if (second) runs(qq + 1, r1, buf.data() + nj);
-    P* rows = dst + (qq / R) * NP * R;
-    for (size_t i = 0; i < r0.size(); ++i) {
-      const RowRun<P>& a = r0[i];
-      for (int64_t j = a.j0; j < a.j0 + a.len;) {
-        const int64_t jj = j % NP, n = std::min(a.j0 + a.len - j, NP - jj);
-        P* out = rows + (j / NP) * kcR * NP + jj * R;
-        const P* s0 = a.src ? a.src + (j - a.j0) : nullptr;
-        if (R == 1) {
-          if (s0) std::memcpy(out, s0, n * sizeof(P));
-          else std::fill(out, out + n, P(0));
-        } else {
-          const P* s1 = second && r1[i].src ? r1[i].src + (j - a.j0) : nullptr;
-          interleave_pair(out, s0, s1, n);
+    if (qq == 0) {
+      for (size_t i = 0; i < r0.size(); ++i)
+        for (int64_t j = r0[i].j0; j < r0[i].j0 + r0[i].len;) {
+          const int64_t jj = j % NP, n = std::min(r0[i].j0 + r0[i].len - j, NP - jj);
+          pieces.push_back({i, j - r0[i].j0, n, (j / NP) * kcR * NP + jj * R});
+          j += n;
         }
-        j += n;
+    }
+    P* rows = dst + (qq / R) * NP * R;
+    for (const Piece& pc : pieces) {
+      P* out = rows + pc.out;
+      const P* s0 = r0[pc.run].src ? r0[pc.run].src + pc.off : nullptr;
+      if (R == 1) {
+        if (s0) std::memcpy(out, s0, pc.n * sizeof(P));
+        else std::fill(out, out + pc.n, P(0));
+      } else {
+        const P* s1 = second && r1[pc.run].src ? r1[pc.run].src + pc.off : nullptr;
+        interleave_pair(out, s0, s1, pc.n);
       }
     }
     if (tail) {
