@@ -12,13 +12,13 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <vector>
 
 #include "ops/cpu/conv_kernels_cpu.h"
 #include "ops/cpu/conv_taps.h"
+#include "ops/cpu/copy_runs.h"
 #include "ops/cpu/depthwise_cpu.h"
 #include "ops/cpu/gemm/grid.h"
 #include "ops/cpu/scratch.h"
@@ -47,28 +47,12 @@ ScratchVector<T> taps_by_channel(const at::Tensor& weight, const ConvShape& s,
 // Converts `nc` channels of `width` pixels from src (one pixel every
 // `src_stride` elements) into dst (one every `dst_stride`): rows into the
 // op-math buffers and results back out.
-// Vectorised: bfloat16 results go through the ISA's converting store where
-// it has one, the other conversions are plain loops over disjoint runs.
 template <typename S, typename T>
 void copy_pixels(const S* src, int64_t width, int64_t src_stride, int64_t nc, T* dst,
                  int64_t dst_stride) {
-  [[maybe_unused]] const auto bf16_store = ukernels().bf16_store;
   if (src_stride == nc && dst_stride == nc) nc *= width, width = 1;  // one run
-  for (int64_t x = 0; x < width; ++x) {
-    const S* __restrict p = src + x * src_stride;
-    T* __restrict d = dst + x * dst_stride;
-    if constexpr (std::is_same_v<S, T>) {
-      std::memcpy(d, p, nc * sizeof(T));
-    } else {
-      if constexpr (std::is_same_v<S, float> && std::is_same_v<T, c10::BFloat16>) {
-        if (bf16_store) {
-          bf16_store(reinterpret_cast<Bf16Bits*>(d), p, nullptr, nc);
-          continue;
-        }
-      }
-      for (int64_t c = 0; c < nc; ++c) d[c] = static_cast<T>(p[c]);
-    }
-  }
+  for (int64_t x = 0; x < width; ++x)
+    copy_run<false>(dst + x * dst_stride, 1, src + x * src_stride, 1, nc);
 }
 
 // The input rows of consecutive output rows of one image. In the op-math
