@@ -21,8 +21,9 @@ namespace cpu {
 // common copies vectorise. Returns whether every value is finite (always
 // true unless kCheck: v - v is NaN, not 0, for an infinite or NaN v).
 template <bool kCheck, typename D, typename S>
-bool copy_run(D* __restrict dst, int64_t dst_step, const S* __restrict src, int64_t src_step,
-              int64_t n) {
+[[gnu::always_inline]] inline bool copy_run(D* __restrict dst, int64_t dst_step,
+                                            const S* __restrict src, int64_t src_step,
+                                            int64_t n) {
   if constexpr (!kCheck && std::is_same_v<D, c10::BFloat16> && std::is_same_v<S, float>) {
     const auto store = ukernels().bf16_store;  // rounds in vector registers
     if (dst_step == 1 && src_step == 1 && store) {
@@ -31,7 +32,7 @@ bool copy_run(D* __restrict dst, int64_t dst_step, const S* __restrict src, int6
     }
   }
   if constexpr (!kCheck && std::is_same_v<D, S>) {
-    if (dst_step == 1 && src_step == 1) {
+    if (dst_step == 1 && src_step == 1 && n >= 64) {  // long runs (a call costs a short one)
       std::memcpy(dst, src, n * sizeof(D));
       return true;
     }
@@ -39,6 +40,7 @@ bool copy_run(D* __restrict dst, int64_t dst_step, const S* __restrict src, int6
   int bad = 0;
   auto copy = [&](auto kd, auto ks) {
     const int64_t dt = kd ? kd() : dst_step, st = ks ? ks() : src_step;
+#pragma GCC ivdep
     for (int64_t j = 0; j < n; ++j) {
       const D v = static_cast<D>(src[j * st]);
       dst[j * dt] = v;
