@@ -19,8 +19,8 @@ PYBIND11_MODULE(_C, m) {
 #endif
   }, "Whether this build has CUDA kernels.");
   m.def("cpu_isa", [] { return std::string(convext::cpu::ukernels().isa); },
-        "Instruction set of the CPU GEMM microkernels in use (avx512+bf16, avx512, avx2 or "
-        "generic).");
+        "Instruction set of the CPU GEMM microkernels in use (avx512+bf16+amx, avx512+bf16, "
+        "avx512, avx2 or generic).");
   m.def("microkernel_gflops", &convext::cpu::microkernel_gflops, pybind11::arg("dtype"),
         pybind11::arg("seconds") = 0.05,
         "GFLOP/s one core's GEMM microkernel sustains on cache-resident data (the benchmark's "
@@ -39,7 +39,9 @@ PYBIND11_MODULE(_C, m) {
   namespace cpu = convext::cpu;
   m.def("_ukernel_isas", &cpu::ukernel_isas);
   m.def("_ukernel_tile", &cpu::ukernel_tile);
-  m.def("_ukernel_gemm", &cpu::ukernel_gemm);
+  m.def("_ukernel_gemm", &cpu::ukernel_gemm, pybind11::arg("isa"), pybind11::arg("kc"), pybind11::arg("a"),
+        pybind11::arg("b"), pybind11::arg("c"), pybind11::arg("ldc"), pybind11::arg("accumulate"),
+        pybind11::arg("tiles") = false);
   m.def("_ukernel_taps_row", &cpu::ukernel_taps_row);
   m.def("_ukernel_taps_dot", &cpu::ukernel_taps_dot);
   m.def("_ukernel_vtaps_row", &cpu::ukernel_vtaps_row);

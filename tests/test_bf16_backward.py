@@ -95,17 +95,20 @@ def test_bf16_grad_weight_does_not_depend_on_thread_count(case, threads):
             assert torch.equal(a, c)
 
 
-def test_this_file_passes_without_the_bf16_kernel():
-    """The same checks with the AVX512-BF16 kernel capped away (bfloat16 then
-    packs as float for the float32 kernel)."""
-    if convext.cpu_isa() != "avx512+bf16":
-        pytest.skip("this process already runs without the bf16 kernel")
+@pytest.mark.parametrize("cap", ["avx512", "avx512bf16"])
+def test_this_file_passes_without_the_bf16_kernel(cap):
+    """The same checks with the bfloat16 kernels capped away: under avx512
+    bfloat16 packs as float for the float32 kernel; under avx512bf16 (on an
+    AMX CPU) it runs the AVX512-BF16 kernel instead of AMX tiles."""
+    running = {"avx512+bf16": ["avx512"], "avx512+bf16+amx": ["avx512", "avx512bf16"]}
+    if cap not in running.get(convext.cpu_isa(), []):
+        pytest.skip(f"this process's kernels ({convext.cpu_isa()}) do not rise above {cap}")
     if os.environ.get("CONVEXT_ISA"):
         pytest.skip("already capped")
     here = Path(__file__).resolve()
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", str(here), "-q", "-x", "-p", "no:cacheprovider",
          "-k", "not without_the_bf16_kernel"],
-        cwd=here.parents[1], env=dict(os.environ, CONVEXT_ISA="avx512"),
+        cwd=here.parents[1], env=dict(os.environ, CONVEXT_ISA=cap),
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]

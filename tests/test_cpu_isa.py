@@ -2,7 +2,8 @@
 process from the CPU's features, capped by CONVEXT_ISA, so each one is tested
 in a fresh process: convext must report the requested set, and the value
 tests of test_functional.py must pass under it, for every dtype (bfloat16
-uses the AVX512-BF16 kernel under avx512bf16, the float32 one otherwise)."""
+uses the AMX tile kernel under amx where the GEMM packs for it, the
+AVX512-BF16 kernel under avx512bf16, the float32 one otherwise)."""
 import os
 import subprocess
 import sys
@@ -28,11 +29,14 @@ def cpu_flags():
 
 
 def cpu_supports(isa):
+    if isa == "amx":  # also needs the OS's permission, which only the table's predicate asks
+        return dict(convext._C._ukernel_isas())["amx"]
     flags = cpu_flags()
     if flags is None:
         pytest.skip("cannot read the CPU's features")
     needed = {"generic": set(), "avx2": {"avx2", "fma"}, "avx512": {"avx512f"},
-              "avx512bf16": {"avx512f", "avx512_bf16"}}[isa]
+              "avx512bf16": {"avx512f", "avx512_bf16"},
+              "amx": {"avx512f", "avx512_bf16", "amx_tile", "amx_bf16"}}[isa]
     return needed <= flags
 
 
@@ -42,8 +46,8 @@ def run_python(args, isa, timeout):
                           text=True, timeout=timeout)
 
 
-ISAS = ["generic", "avx2", "avx512", "avx512bf16"]
-REPORTED = {"avx512bf16": "avx512+bf16"}
+ISAS = ["generic", "avx2", "avx512", "avx512bf16", "amx"]
+REPORTED = {"avx512bf16": "avx512+bf16", "amx": "avx512+bf16+amx"}
 
 
 @pytest.mark.parametrize("isa", ISAS)

@@ -130,9 +130,9 @@ def test_conv1d_and_empty():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
 def test_nhwc_needs_an_igemm_kernel(dtype):
     """The NHWC forward/grad_input read the tensor in place, so they need an
-    indirect kernel for its type (float, double, bfloat16 with AVX512-BF16);
-    grad_weight packs, so it takes any dtype. grad_weight also needs both
-    operands channels innermost."""
+    indirect kernel for its type (float, double, bfloat16 with AVX512-BF16 or
+    AMX); grad_weight packs, so it takes any dtype. grad_weight also needs
+    both operands channels innermost."""
     x = cl(torch.randn(2, 64, 9, 9, dtype=dtype))
     w = torch.randn(64, 64, 3, 3, dtype=dtype)
     igemm = dtype in (torch.float32, torch.float64) or (dtype == torch.bfloat16 and BF16_KERNEL)

@@ -18,6 +18,9 @@ TABLE = _C._ukernel_isas()
 RUN = [name for name, runs in TABLE if runs]
 ROW_SLACK = _C._ukernel_row_slack
 DOT_LANES = _C._ukernel_dot_lanes
+REPORTED = {"amx": "avx512+bf16+amx", "avx512bf16": "avx512+bf16"}
+TILE_ISAS = [n for n in RUN if _C._ukernel_tile(n, "bfloat16_tiles")[0]] or \
+    [pytest.param("amx", marks=pytest.mark.skip("this CPU has no AMX-BF16 kernel"))]
 GEMM_DTYPES = [torch.float32, torch.float64, torch.bfloat16]
 ROW_DTYPES = [torch.float32, torch.float64]
 # Lengths around every vector width (2, 4, 8, 16) and taps_row's block of
@@ -34,7 +37,7 @@ def accum_eps(dtype):
 
 
 def tile(isa, dtype):
-    mr, nr, kr = _C._ukernel_tile(isa, dtype_name(dtype))
+    mr, nr, kr, _ = _C._ukernel_tile(isa, dtype_name(dtype))
     if mr == 0:
         pytest.skip(f"{isa} has no {dtype_name(dtype)} GEMM kernel")
     return mr, nr, kr
@@ -104,17 +107,18 @@ def test_table_row_is_reported_or_skipped(isa):
     by its CPU predicate, and convext's own set is the first row at or below
     the CONVEXT_ISA cap that runs."""
     names = [n for n, _ in TABLE]
-    assert names == ["avx512bf16", "avx512", "avx2", "generic"]
+    assert names == ["amx", "avx512bf16", "avx512", "avx2", "generic"]
     cap = os.environ.get("CONVEXT_ISA")
     first = 0 if cap is None else names.index(cap) if cap in names else len(names) - 1
     chosen = next(n for n, runs in TABLE[first:] if runs)
-    assert _C.cpu_isa() == {"avx512bf16": "avx512+bf16"}.get(chosen, chosen)
+    assert _C.cpu_isa() == REPORTED.get(chosen, chosen)
     if isa not in RUN:
         with pytest.raises(RuntimeError, match="not run by this CPU"):
             _C._ukernel_tile(isa, "float32")
         pytest.skip(f"this CPU has no {isa}")
     assert _C._ukernel_tile(isa, "float32")[0] > 0
-    assert (_C._ukernel_tile(isa, "bfloat16")[0] > 0) == (isa == "avx512bf16")
+    assert (_C._ukernel_tile(isa, "bfloat16")[0] > 0) == (isa in ("amx", "avx512bf16"))
+    assert (_C._ukernel_tile(isa, "bfloat16_tiles")[0] > 0) == (isa == "amx")
 
 
 @pytest.mark.parametrize("accumulate", [False, True])
@@ -164,6 +168,86 @@ def test_gemm_kernel_propagates_nan_and_inf(isa, dtype):
         got, ref, bound = run_gemm(isa, dtype, kc, poison=poison)
         assert ref.isnan().any() and ref.isinf().any()
         assert_close_bound(got, ref, bound, f"{isa} {dtype_name(dtype)} kc={kc} NaN/inf")
+
+
+def tile_panels(A, B, ka):
+    """The AMX kernel's panels (see UKernel, microkernel_amx.cpp): k padded to
+    ka with zeros; A as ka-wide chunks of MR rows of ka consecutive k, B as
+    the usual pair rows. Returns (a, b, padded A, padded B)."""
+    kc = A.shape[0]
+    kp = -(-kc // ka) * ka
+    Ap = torch.zeros(kp, A.shape[1], dtype=A.dtype)
+    Bp = torch.zeros(kp, B.shape[1], dtype=B.dtype)
+    Ap[:kc], Bp[:kc] = A, B
+    a = pack(Ap, ka)[0]
+    b = pack(Bp, 2)[0]
+    return a, b, Ap, Bp
+
+
+def run_tiles(isa, kc, accumulate, ldc_extra, seed, poison=None):
+    mr, nr, kr, ka = _C._ukernel_tile(isa, "bfloat16_tiles")
+    assert kr == 2 and ka % 2 == 0
+    gen = torch.Generator().manual_seed(seed)
+    A = torch.randn(kc, mr, generator=gen, dtype=torch.float64).bfloat16()
+    B = torch.randn(kc, nr, generator=gen, dtype=torch.float64).bfloat16()
+    if poison:
+        poison(A, B)
+    a, b, Ap, Bp = tile_panels(A, B, ka)
+    ldc = nr + ldc_extra
+    c0 = torch.randn(mr, ldc, generator=gen, dtype=torch.float64).float()
+    c = c0.clone().reshape(-1)
+    _C._ukernel_gemm(isa, kc, a, b, c, ldc, accumulate, tiles=True)
+    c = c.reshape(mr, ldc)
+    assert torch.equal(c[:, nr:], c0[:, nr:]), f"{isa}: wrote past NR"
+    A64, B64 = Ap.double(), Bp.double()
+    ref = A64.T @ B64
+    bound = (kc + 2) * accum_eps(torch.bfloat16) * (A64.abs().T @ B64.abs())
+    if accumulate:
+        ref = ref + c0[:, :nr].double()
+        bound = bound + accum_eps(torch.bfloat16) * ref.abs()
+    return c[:, :nr], ref, bound
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+@pytest.mark.parametrize("isa", TILE_ISAS)
+def test_tile_kernel_matches_float64(isa, accumulate):
+    """The AMX tile kernel over kc around its 32-k chunk and several chunks,
+    ldc > NR, accumulate on and off."""
+    for kc in (1, 2, 3, 31, 32, 33, 64, 100, 384):
+        for ldc_extra in (0, 5):
+            got, ref, bound = run_tiles(isa, kc, accumulate, ldc_extra, seed=kc)
+            assert_close_bound(got, ref, bound, f"{isa} tiles kc={kc} ldc=nr+{ldc_extra} "
+                               f"accumulate={accumulate}")
+
+
+@pytest.mark.parametrize("isa", TILE_ISAS)
+def test_tile_kernel_propagates_nan_and_inf(isa):
+    def poison(A, B):
+        A.abs_()
+        B.abs_()
+        A[3 % A.shape[0], 1] = float("nan")
+        B[2 % B.shape[0], B.shape[1] - 1] = float("inf")
+    for kc in (1, 17, 40):
+        got, ref, bound = run_tiles(isa, kc, False, 3, seed=kc, poison=poison)
+        assert ref.isnan().any() and ref.isinf().any()
+        assert_close_bound(got, ref, bound, f"{isa} tiles kc={kc} NaN/inf")
+
+
+@pytest.mark.parametrize("isa", TILE_ISAS)
+def test_tile_kernel_reads_the_zero_padded_chunk(isa):
+    """kc = 5 leaves 27 pad k of the 32-k chunk: the packers zero them and the
+    kernel multiplies the whole chunk, so a non-zero pad in both panels shows
+    in the result (the padding contract is real, and C is every row's)."""
+    mr, nr, kr, ka = _C._ukernel_tile(isa, "bfloat16_tiles")
+    kc = 5
+    a, b, _, _ = tile_panels(torch.ones(kc, mr).bfloat16(), torch.ones(kc, nr).bfloat16(), ka)
+    c = torch.zeros(mr * nr)
+    _C._ukernel_gemm(isa, kc, a, b, c, nr, False, tiles=True)
+    assert torch.equal(c, torch.full_like(c, kc))
+    a.view(mr, ka)[:, kc] = 1  # k = 5, the first pad k of every A row
+    b.view(ka // 2, nr, 2)[kc // 2, :, kc % 2] = 1
+    _C._ukernel_gemm(isa, kc, a, b, c, nr, False, tiles=True)
+    assert torch.equal(c, torch.full_like(c, kc + 1))
 
 
 def row_inputs(n, ntaps, dtype, seed, length=None):

@@ -54,7 +54,7 @@ void forward_gemm(const at::Tensor& input, const at::Tensor& weight, const at::T
         const int64_t kc = std::min(KC, K - k0);
         pack_strided_col_panels(weight.const_data_ptr<S>() + (g * M + m0) * ws[0], ws[0],
                                 koff.data(), std::min<int64_t>(uk.mr, M - m0), k0, kc, uk.mr,
-                                uk.kr, a.ptr + g * Mp * Kp + k0 * Mp + m0 * panel_k(uk, kc));
+                                a_interleave(uk), a.ptr + g * Mp * Kp + k0 * Mp + m0 * panel_k(uk, kc));
       }
     }
   });
@@ -69,7 +69,7 @@ void forward_gemm(const at::Tensor& input, const at::Tensor& weight, const at::T
   // (the output's, or wider when overcomputing), storing columns x < OW.
   auto run = [&](int64_t GW, auto&& make_src) {
     const int64_t Q = s.N * s.OH * GW;
-    const TilePlan plan = plan_tiles(s.G, M, Q, uk.mr, uk.nr, l2_block<P>(KC, uk.mr),
+    const TilePlan plan = plan_tiles(s.G, M, Q, uk.mr, uk.nr, a_block_rows(uk, KC),
                                      l2_block<P>(KC, uk.nr));
     const int64_t tasks = s.G * plan.tasks_per_group();
     S* o = out.mutable_data_ptr<S>();
@@ -133,7 +133,7 @@ void CpuKernels::forward(const at::Tensor& input, const at::Tensor& weight,
       case CpuPath::kGrouped: return grouped_forward<scalar_t>(input, weight, bias, out, s);
       case CpuPath::kNhwc: return nhwc_forward(input, weight, bias, out, s);
       default:
-        return with_ukernel<scalar_t>([&](const auto& uk) {
+        return with_ukernel<scalar_t, true>([&](const auto& uk) {
           forward_gemm<scalar_t>(input, weight, bias, out, s, path, uk);
         });
     }

@@ -48,7 +48,7 @@ void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight,
   const int64_t Q_per_image_max = ceil_div(s.H, s.sh) * ceil_div(s.W, s.sw);
   const int64_t n_phases = std::min(s.sh, s.H) * std::min(s.sw, s.W);
   const TilePlan plan = plan_tiles(s.G * n_phases, M, s.N * Q_per_image_max, uk.mr,
-                                   uk.nr, l2_block<P>(KC, uk.mr), l2_block<P>(KC, uk.nr));
+                                   uk.nr, a_block_rows(uk, KC), l2_block<P>(KC, uk.nr));
 
   // Describe the phases and pack Wt for each (phase, group).
   std::vector<Phase> phases;
@@ -98,7 +98,7 @@ void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight,
       for (int64_t i = b; i < e; ++i) {
         const int64_t g = i / k_blocks, k0 = (i % k_blocks) * KC;
         pack_strided_col_panels(weight.const_data_ptr<S>() + g * OCg * ws[0], ws[1], koff.data(),
-                                M, k0, std::min(KC, K - k0), uk.mr, uk.kr,
+                                M, k0, std::min(KC, K - k0), uk.mr, a_interleave(uk),
                                 a.ptr + ph.a_offset + g * Mp * Kp + k0 * Mp);
       }
     });
@@ -157,7 +157,7 @@ void CpuKernels::grad_input(const at::Tensor& grad_out, const at::Tensor& weight
         return grouped_grad_input<scalar_t>(grad_out, weight, grad_in, s);
       case CpuPath::kNhwc: return nhwc_grad_input(grad_out, weight, grad_in, s);
       default:
-        return with_ukernel<scalar_t>([&](const auto& uk) {
+        return with_ukernel<scalar_t, true>([&](const auto& uk) {
           grad_input_gemm<scalar_t>(grad_out, weight, grad_in, s, path, uk);
         });
     }

@@ -31,9 +31,14 @@ bool depthwise_nhwc_applies(const at::Tensor& a, const at::Tensor& b, const Conv
 // Channels innermost: one pixel's channels are one contiguous run.
 bool channels_innermost(const at::Tensor& t) { return t.stride(1) == 1 && t.size(1) > 1; }
 
+// Whether the packed GEMM multiplies this dtype on AMX tiles (see with_ukernel).
+bool multiplies_on_tiles(at::ScalarType t) {
+  return t == at::kBFloat16 && ukernels().bf16_tiles.fn;
+}
+
 // The NHWC GEMM (nhwc_conv_cpu.h). forward/grad_input: the source (input,
 // grad_out) has channels innermost, an igemm kernel exists for the dtype
-// (float, double, bfloat16 on AVX512-BF16) and a group's channels on the N
+// (float, double, bfloat16 on AVX512-BF16 or AMX) and a group's channels on the N
 // side fill half its panel. grad_weight: both grad_out and input have
 // channels innermost, any dtype.
 bool nhwc_applies(ConvDirection dir, const ConvShape& s, const at::Tensor& a,
@@ -59,17 +64,20 @@ CpuPath forward_gemm_path(const ConvShape& s, const at::Tensor& input) {
   if (s.sh != 1 || s.sw != 1) return CpuPath::kGather;
   const TapOffsets offs(s);
   const StagedDim sh(s.H, s.OH, offs.h), sw(s.W, s.OW, offs.w);
-  return staging_pays(s.N * s.C, sh, sw) ? CpuPath::kStaged : CpuPath::kGather;
+  return staging_pays(s.N * s.C, sh, sw, multiplies_on_tiles(input.scalar_type()))
+             ? CpuPath::kStaged
+             : CpuPath::kGather;
 }
 
 // Stride 1 is one phase, reached by every tap: its grad_output offsets are
 // DimPhases' phase 0.
-CpuPath grad_input_gemm_path(const ConvShape& s) {
+CpuPath grad_input_gemm_path(const ConvShape& s, at::ScalarType dtype) {
   if (s.sh != 1 || s.sw != 1) return CpuPath::kGather;
   const DimPhases dims_h(s.H, s.OH, s.KH, 1, s.ph, s.dh);
   const DimPhases dims_w(s.W, s.OW, s.KW, 1, s.pw, s.dw);
   const StagedDim dh(s.OH, s.H, dims_h.offs[0]), dw(s.OW, s.W, dims_w.offs[0]);
-  return staging_pays(s.N * s.OC, dh, dw) ? CpuPath::kStaged : CpuPath::kGather;
+  return staging_pays(s.N * s.OC, dh, dw, multiplies_on_tiles(dtype)) ? CpuPath::kStaged
+                                                                     : CpuPath::kGather;
 }
 
 }  // namespace
@@ -87,7 +95,7 @@ CpuPath select_path(ConvDirection dir, const ConvShape& s, const at::Tensor& a,
   if (nhwc_applies(dir, s, a, b)) return CpuPath::kNhwc;
   switch (dir) {
     case ConvDirection::kForward: return forward_gemm_path(s, a);
-    case ConvDirection::kGradInput: return grad_input_gemm_path(s);
+    case ConvDirection::kGradInput: return grad_input_gemm_path(s, a.scalar_type());
     case ConvDirection::kGradWeight: break;
   }
   return CpuPath::kGather;

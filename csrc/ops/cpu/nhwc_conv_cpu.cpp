@@ -40,6 +40,7 @@ const auto* igemm_for(int64_t n = 0) {
     return k.f64_igemm.fn ? &k.f64_igemm : nullptr;
   } else {
     static_assert(std::is_same_v<S, c10::BFloat16>);
+    if (k.bf16_igemm_tiles.fn) return &k.bf16_igemm_tiles;  // AMX
     return k.bf16_igemm.fn ? &k.bf16_igemm : nullptr;
   }
 }
@@ -54,7 +55,7 @@ template <typename S, typename P, typename T>
 void forward_igemm(const at::Tensor& input, const at::Tensor& weight, const at::Tensor* bias,
                    at::Tensor& out, const ConvShape& s, const UKernelIgemm<P, T>& uk) {
   const int64_t N = s.ocg(), Cg = s.icg();
-  const KBlocks kb(s.taps(), Cg, kc_block(uk), uk.kr);
+  const KBlocks kb(s.taps(), Cg, kc_block(uk), k_pad(uk));
   const auto ws = weight.strides();
   std::vector<int64_t> toff(s.taps());
   for (int64_t t = 0; t < s.taps(); ++t) toff[t] = (t / s.KW) * ws[2] + (t % s.KW) * ws[3];
@@ -86,7 +87,7 @@ void grad_input_igemm(const at::Tensor& grad_out, const at::Tensor& weight, at::
       const int64_t nt = static_cast<int64_t>(ph.kh.size());
       std::vector<int64_t> toff(nt);
       for (int64_t t = 0; t < nt; ++t) toff[t] = ph.kh[t] * ws[2] + ph.kw[t] * ws[3];
-      const KBlocks kb(nt, Cg, kc_block(uk), uk.kr);
+      const KBlocks kb(nt, Cg, kc_block(uk), k_pad(uk));
       const PackedWeights<P> b(s.G, kb, N, uk.nr, uk.kr, weight.const_data_ptr<S>(), Cg * ws[0],
                                ws[1], ws[0], toff.data(), s);
       GridView<const P> src = grid_view(as_packed<S, P>(grad_out), grad_out, 0);

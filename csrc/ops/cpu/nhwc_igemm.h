@@ -28,19 +28,22 @@ namespace convext {
 namespace cpu {
 
 // A block of the reduction: taps [t0, t1) x channels [c0, c0 + kc), one
-// microkernel call. Its B rows, (t1 - t0) runs of kc rounded up to kr, start
-// at row `row` of the packed B.
+// microkernel call. Its B rows, (t1 - t0) runs of kc rounded up to the
+// kernel's padding (k_pad: kr, or a tile kernel's ka), start at row `row` of
+// the packed B.
 struct KBlock {
   int64_t t0, t1, c0, kc, row;
 };
 
 // The reduction of `taps` taps of Cg channels in blocks of about KC rows:
 // channel chunks of at most KC (whole kr groups but the last), and when a
-// tap has fewer channels than that, several taps per block.
+// tap has fewer channels than that, several taps per block. kr: the
+// kernel's k_pad.
 struct KBlocks {
   std::vector<KBlock> blocks;
   int64_t rows = 0;  // B rows over all blocks
-  KBlocks(int64_t taps, int64_t Cg, int64_t KC, int kr) {
+  int kr = 1;        // each tap's rows are padded to a multiple of kr
+  KBlocks(int64_t taps, int64_t Cg, int64_t KC, int kr_) : kr(kr_) {
     if (Cg == 0) return;
     const int64_t chunk = round_up(ceil_div(Cg, ceil_div(Cg, KC)), kr);
     const int64_t per_block = std::max<int64_t>(1, KC / round_up(chunk, kr));
@@ -62,11 +65,12 @@ struct KBlocks {
 // stride in a channels-last weight) and its destination stays in L1, so the
 // loop is a load and a store per value (row-major walks cost a cache line
 // per value and were a third of a 7x7 layer's forward).
+// Each tap's rows are padded with zero rows to a multiple of `pad`.
 template <typename P, typename S>
 void pack_weight_block(const S* w, int64_t js, int64_t cs, const int64_t* toff, int64_t N,
-                       const KBlock& blk, int NR, int R, P* dst) {
+                       const KBlock& blk, int NR, int R, int pad, P* dst) {
   TORCH_INTERNAL_ASSERT(R == 1 || R == 2);
-  const int64_t kcR = round_up(blk.kc, R), rows = (blk.t1 - blk.t0) * kcR;
+  const int64_t kcR = round_up(blk.kc, std::max(R, pad)), rows = (blk.t1 - blk.t0) * kcR;
   for (int64_t p = 0; p * NR < N; ++p) {
     P* panel = dst + p * rows * NR;
     for (int64_t j = 0; j < NR; ++j) {
@@ -102,7 +106,7 @@ struct PackedWeights {
       for (int64_t i = b; i < e; ++i) {
         const KBlock& blk = kb.blocks[i % nb];
         const int64_t g = i / nb;
-        pack_weight_block(w + g * w_g, js, cs, toff, N, blk, NR, R,
+        pack_weight_block(w + g * w_g, js, cs, toff, N, blk, NR, R, kb.kr,
                           buf.ptr + g * group + blk.row * Np);
       }
     });
@@ -158,7 +162,7 @@ void nhwc_igemm(const UKernelIgemm<P, T>& uk, int64_t G, int64_t Nimg,
 
       for (size_t bi = 0; bi < kb.blocks.size(); ++bi) {
         const KBlock& blk = kb.blocks[bi];
-        const int64_t ks = blk.t1 - blk.t0, kcR = round_up(blk.kc, uk.kr);
+        const int64_t ks = blk.t1 - blk.t0, kcR = round_up(blk.kc, k_pad(uk));
         // Row pointers, per panel of mr pixels: rows[(ip*ks + tt)*mr + i].
         for (int64_t ip = 0; ip < mp; ++ip) {
           for (int64_t tt = 0; tt < ks; ++tt) {

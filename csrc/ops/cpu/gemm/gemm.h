@@ -25,7 +25,11 @@ inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 template <typename P, typename T, template <typename, typename> class K = UKernel>
 int64_t kc_block(const K<P, T>& uk) {
   const int64_t kc = std::max<int64_t>(64, (24 * 1024) / (uk.nr * int64_t(sizeof(P))));
-  return kc / uk.kr * uk.kr;  // whole kr groups, so only the last block pads
+  int64_t pad = uk.kr;
+  if constexpr (std::is_same_v<K<P, T>, UKernel<P, T>> ||
+                std::is_same_v<K<P, T>, UKernelIgemm<P, T>>)
+    pad = k_pad(uk);
+  return kc / pad * pad;  // whole padding groups, so only the last block pads
 }
 
 // Row (M) and column (N) blocks: an A block (MC x KC) and a B block (KC x NC)
@@ -36,10 +40,19 @@ int64_t l2_block(int64_t kc, int64_t multiple) {
   return std::max(multiple, n / multiple * multiple);
 }
 
-// Panel rows for a reduction block of kc: kc rounded up to the kernel's kr.
+// Row block of a packed-A GEMM (forward, grad_input): A blocks are kept to
+// ~256 KiB, or ~1 MiB for a tile kernel (AMX CPUs have at least 2 MiB of L2),
+// so that large-K layers need one row block: every further one packs B again.
+template <typename P, typename T>
+int64_t a_block_rows(const UKernel<P, T>& uk, int64_t kc) {
+  return l2_block<P>(kc, uk.mr) * (uk.ka ? 4 : 1);
+}
+
+// Panel rows for a reduction block of kc: kc rounded up to the kernel's
+// padding (kr, or a tile kernel's ka).
 template <typename P, typename T>
 inline int64_t panel_k(const UKernel<P, T>& uk, int64_t kc) {
-  return (kc + uk.kr - 1) / uk.kr * uk.kr;
+  return (kc + k_pad(uk) - 1) / k_pad(uk) * k_pad(uk);
 }
 
 // C (padded to whole tiles, row stride ldc) (+)= A panels x B panels.
@@ -55,13 +68,17 @@ inline void gemm_tiles(const UKernel<P, T>& uk, int64_t kc, const P* a, int64_t 
   }
 }
 
-// Runs body(uk) with the kernel for packing S-typed tensors: the bfloat16
-// dot-product kernel for bfloat16 where the CPU has it, else the kernel of
-// the op-math type (float for bfloat16/half).
-template <typename S, typename Body>
+// Runs body(uk) with the kernel for packing S-typed tensors: for bfloat16
+// the AMX tile kernel where the CPU has it and the caller packs for it
+// (kTiles: A by pack_strided_col_panels with a_interleave, B by
+// pack_row_panels with k_pad), else the AVX512-BF16 dot-product kernel where
+// the CPU has it, else the kernel of the op-math type (float for
+// bfloat16/half).
+template <typename S, bool kTiles = false, typename Body>
 void with_ukernel(Body&& body) {
   using T = at::opmath_type<S>;
   if constexpr (std::is_same_v<S, c10::BFloat16>) {
+    if (kTiles && ukernels().bf16_tiles.fn) return body(ukernels().bf16_tiles);
     if (ukernels().bf16.fn) return body(ukernels().bf16);
   }
   body(ukernel_for<T>());

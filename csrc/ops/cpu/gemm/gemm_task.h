@@ -33,7 +33,7 @@ void gemm_task(const UKernel<P, T>& uk, const TilePlan& plan, int64_t K, int64_t
   if (K == 0) std::fill(buf.c.ptr, buf.c.ptr + plan.MC * plan.NC, T(0));
   for (int64_t k0 = 0; k0 < K; k0 += KC) {
     const int64_t kc = std::min(KC, K - k0);
-    pack_row_panels(src, k0, kc, q0, nq, uk.nr, uk.kr, buf.b.ptr, buf.segs);
+    pack_row_panels(src, k0, kc, q0, nq, uk.nr, uk.kr, buf.b.ptr, buf.segs, k_pad(uk));
     const P* ap = a + k0 * Mp + (m0 / uk.mr) * panel_k(uk, kc) * uk.mr;
     gemm_tiles(uk, kc, ap, mp, buf.b.ptr, np, buf.c.ptr, plan.NC, k0 > 0);
   }

@@ -4,6 +4,7 @@
 
 #include <c10/util/BFloat16.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "ops/cpu/gemm/grid.h"
@@ -85,11 +86,14 @@ inline void prefetch_row(const GridView<const S>& v, const GridRow<S>& row,
 //   dst[p*kcR*P + (kk/R)*P*R + j*R + kk%R],  kcR = round_up(kc, R),
 // the k padding zero. This is the B operand of forward / grad_input (P = NR,
 // R = the kernel's kr: 1, or 2 for bfloat16 pairs). Rows are the outer loop
-// so each source row is read as one long run.
+// so each source row is read as one long run. A tile kernel's panels are
+// padded further, to a multiple of `kpad` rows (kcR = round_up(kc, kpad)).
 template <typename T, typename S>
 void pack_row_panels(const GridView<const S>& v, int64_t k0, int64_t kc, int64_t q0,
-                     int64_t nq, int P, int R, T* dst, std::vector<Segment>& segs) {
-  const int64_t kcR = (kc + R - 1) / R * R, panels = (nq + P - 1) / P;
+                     int64_t nq, int P, int R, T* dst, std::vector<Segment>& segs,
+                     int kpad = 1) {
+  const int64_t pad = std::max(R, kpad), panels = (nq + P - 1) / P;
+  const int64_t kcR = (kc + pad - 1) / pad * pad;
   grid_segments(v.GH, v.GW, q0, q0 + nq, segs, P);
   if (R == 1) {
     for (int64_t kk = 0; kk < kc; ++kk) {
@@ -97,7 +101,7 @@ void pack_row_panels(const GridView<const S>& v, int64_t k0, int64_t kc, int64_t
       if (kk + 2 < kc) prefetch_row(v, GridRow<S>(v, k0 + kk + 2), segs);
       for (const auto& s : segs) {
         const int64_t rel = s.q0 - q0, p = rel / P;
-        gather(v, row, s, dst + p * kc * P + kk * P + (rel - p * P), 1);
+        gather(v, row, s, dst + p * kcR * P + kk * P + (rel - p * P), 1);
       }
     }
   } else {
@@ -125,6 +129,10 @@ void pack_row_panels(const GridView<const S>& v, int64_t k0, int64_t kc, int64_t
         }
       }
     }
+  }
+  if (const int64_t kr = (kc + R - 1) / R * R; kr < kcR) {  // a tile kernel's pad rows
+    for (int64_t p = 0; p < panels; ++p)
+      std::fill(dst + p * kcR * P + kr * P, dst + (p + 1) * kcR * P, T(0));
   }
   if (const int64_t width = nq - (panels - 1) * P; width < P) {  // spare columns
     T* panel = dst + (panels - 1) * kcR * P;
@@ -176,6 +184,10 @@ void pack_strided_col_panels_r(const S* base, int64_t row_stride, const int64_t*
                                int64_t nr, int64_t k0, int64_t kc, int P, T* dst) {
   const int64_t kcR = (kc + R - 1) / R * R;
   const int64_t* off = col_off + k0;
+  // Rows whose kc values are one run (a contiguous weight): copied by runs of
+  // R, or whole, with no per-element offsets.
+  bool run = true;
+  for (int64_t kk = 1; kk < kc && run; ++kk) run = off[kk] == off[0] + kk;
   for (int64_t p = 0; p * P < nr; ++p) {
     T* panel = dst + p * kcR * P;
     const int64_t h = std::min<int64_t>(P, nr - p * P);
@@ -188,7 +200,17 @@ void pack_strided_col_panels_r(const S* base, int64_t row_stride, const int64_t*
         continue;
       }
       const S* row = base + (p * P + i) * row_stride;
-      for (int64_t kk = 0; kk < kc; ++kk) out[(kk / R) * P * R + kk % R] = pack_value<T>(row[off[kk]]);
+      if (run) {
+        const S* src = row + off[0];
+        for (int64_t k1 = 0; k1 < kc; k1 += R) {
+          T* o = out + k1 * P;
+          const int64_t n = std::min<int64_t>(R, kc - k1);
+#pragma GCC ivdep
+          for (int64_t r = 0; r < n; ++r) o[r] = pack_value<T>(src[k1 + r]);
+        }
+      } else {
+        for (int64_t kk = 0; kk < kc; ++kk) out[(kk / R) * P * R + kk % R] = pack_value<T>(row[off[kk]]);
+      }
       for (int64_t kk = kc; kk < kcR; ++kk) out[(kk / R) * P * R + kk % R] = T(0);
     }
   }
@@ -198,6 +220,7 @@ template <typename T, typename S>
 void pack_strided_col_panels(const S* base, int64_t row_stride, const int64_t* col_off,
                              int64_t nr, int64_t k0, int64_t kc, int P, int R, T* dst) {
   if (R == 2) return pack_strided_col_panels_r<2>(base, row_stride, col_off, nr, k0, kc, P, dst);
+  if (R == 32) return pack_strided_col_panels_r<32>(base, row_stride, col_off, nr, k0, kc, P, dst);
   pack_strided_col_panels_r<1>(base, row_stride, col_off, nr, k0, kc, P, dst);
 }
 

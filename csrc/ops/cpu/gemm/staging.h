@@ -48,8 +48,11 @@ struct StagedPlanes {
 // part of the row; beyond that the row gather is cheaper. The staged rows
 // must stay within a few times the grid's and the source's (a huge dilation
 // or padding would otherwise size the planes), and the buffer within int64.
-inline bool staging_pays(int64_t planes, const StagedDim& h, const StagedDim& w) {
-  return w.size() - w.G <= w.G / 8 && h.size() <= 2 * (__int128(h.G) + h.S) &&
+// A tile kernel (AMX) multiplies so much faster than rows are gathered that
+// overcomputing up to as many columns as the grid's pays.
+inline bool staging_pays(int64_t planes, const StagedDim& h, const StagedDim& w,
+                         bool tiles = false) {
+  return w.size() - w.G <= (tiles ? w.G : w.G / 8) && h.size() <= 2 * (__int128(h.G) + h.S) &&
          __int128(planes) * h.size() * w.size() < (__int128(1) << 62);
 }
 

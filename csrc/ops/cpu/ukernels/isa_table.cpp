@@ -16,6 +16,7 @@ bool has_avx512bf16() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
 }
+bool has_amx() { return has_avx512bf16() && has_amx_bf16(); }
 bool has_avx512() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f");
@@ -26,18 +27,21 @@ bool has_avx2() {
 }
 #else
 bool has_avx512bf16() { return false; }
+bool has_amx() { return false; }
 bool has_avx512() { return false; }
 bool has_avx2() { return false; }
 #endif
 bool has_generic() { return true; }
 
 bool init_avx512bf16(UKernelSet* out) { return ukernels_avx512(out) && ukernels_avx512bf16(out); }
+bool init_amx(UKernelSet* out) { return init_avx512bf16(out) && ukernels_amx(out); }
 bool init_generic(UKernelSet* out) {
   *out = ukernels_generic();
   return true;
 }
 
 constexpr IsaEntry kIsaTable[] = {
+    {"amx", &has_amx, &init_amx},
     {"avx512bf16", &has_avx512bf16, &init_avx512bf16},
     {"avx512", &has_avx512, &ukernels_avx512},
     {"avx2", &has_avx2, &ukernels_avx2},

@@ -17,14 +17,27 @@ namespace cpu {
 
 // P: the packed operand type, T: the accumulator (C) type. `kr` consecutive
 // k values are interleaved per lane: panels hold ceil(kc/kr) rows of MR*kr
-// (A) or NR*kr (B) values, the last row zero-padded.
+// (A) or NR*kr (B) values, the last row zero-padded. A tile kernel (AMX)
+// sets `ka`, A's own interleave: its A panel holds MR rows of ka consecutive
+// k per chunk, and both panels are zero-padded to a multiple of ka rows of k
+// (see a_interleave and k_pad). Only the GEMMs whose A is packed by
+// pack_strided_col_panels and B by pack_row_panels take such kernels
+// (with_ukernel<S, true>).
 template <typename P, typename T = P>
 struct UKernel {
   void (*fn)(int64_t kc, const P* a, const P* b, T* c, int64_t ldc, bool accumulate);
   int mr;
   int nr;
   int kr = 1;
+  int ka = 0;  // 0: A interleaved like B (kr)
 };
+
+// A's k interleave, and the k multiple both panels are padded to (UKernel
+// and UKernelIgemm).
+template <class K>
+inline int a_interleave(const K& uk) { return uk.ka ? uk.ka : uk.kr; }
+template <class K>
+inline int k_pad(const K& uk) { return uk.ka > uk.kr ? uk.ka : uk.kr; }
 
 // The indirect ("igemm") form of the same tile, after XNNPACK's igemm: A is
 // not packed but read in place through MR row pointers per tap,
@@ -32,7 +45,9 @@ struct UKernel {
 // with B packed as for `fn` over ks*kcR rows (kcR = kc rounded up to kr, the
 // pad rows zero). For kr = 2 an odd kc reads a row's last element alone, so
 // nothing past a row's kc values is ever read. Channels-last convs use it:
-// a row is one pixel's run of channels (see nhwc_igemm.h).
+// a row is one pixel's run of channels (see nhwc_igemm.h). A tile kernel
+// (ka = 32) has each tap's B rows zero-padded to a multiple of ka; it still
+// reads no row past its kc values.
 template <typename P, typename T = P>
 struct UKernelIgemm {
   void (*fn)(int64_t ks, int64_t kc, const P* const* a, const P* b, T* c, int64_t ldc,
@@ -40,6 +55,7 @@ struct UKernelIgemm {
   int mr = 0;
   int nr = 0;
   int kr = 1;
+  int ka = 0;
 };
 
 // The strided-A form of the same tile: A is read in place, its k-th row of
@@ -130,6 +146,10 @@ struct UKernelSet {
   // bfloat16 pairs dot-multiplied into float (AVX512-BF16); fn is null where
   // the CPU lacks it, and bfloat16 then goes through the f32 kernel.
   UKernel<Bf16Bits, float> bf16{nullptr, 0, 0, 2};
+  // bfloat16 on AMX tiles (ka = 32, see UKernel); null where the CPU or the
+  // OS lacks AMX-BF16.
+  UKernel<Bf16Bits, float> bf16_tiles{nullptr, 0, 0, 2, 0};
+  UKernelIgemm<Bf16Bits, float> bf16_igemm_tiles{nullptr, 0, 0, 2, 0};
   // Indirect forms of f32, f64 and bf16 (fn null where an ISA lacks one).
   UKernelIgemm<float> f32_igemm;
   // A wider float tile for N sides that fill its panels better (64 or 128
@@ -154,11 +174,13 @@ struct UKernelSet {
 // they were not compiled in; the caller checks the CPU before using them.
 bool ukernels_avx512(UKernelSet* out);
 bool ukernels_avx512bf16(UKernelSet* out);  // adds bf16 to an avx512 set
+bool ukernels_amx(UKernelSet* out);         // adds bf16_tiles to an avx512bf16 set
+bool has_amx_bf16();  // the CPU has AMX-BF16 and Linux lets this process use it
 bool ukernels_avx2(UKernelSet* out);
 UKernelSet ukernels_generic();
 
 // One row of the instruction-set table (isa_table.cpp), best first:
-// avx512bf16, avx512, avx2, generic.
+// amx, avx512bf16, avx512, avx2, generic.
 struct IsaEntry {
   const char* name;               // as CONVEXT_ISA spells it
   bool (*cpu_has)();              // whether this CPU runs it

@@ -51,7 +51,7 @@ void run_gemm(const UKernel<P, T>& uk, int64_t kc, const at::Tensor& a, const at
               const at::Tensor& c, int64_t ldc, bool accumulate) {
   TORCH_CHECK(uk.fn, "ukernel: this set has no kernel for ", a.scalar_type());
   TORCH_CHECK(kc >= 0 && ldc >= uk.nr, "ukernel: need kc >= 0 and ldc >= nr");
-  const int64_t kp = (kc + uk.kr - 1) / uk.kr * uk.kr;
+  const int64_t kp = (kc + k_pad(uk) - 1) / k_pad(uk) * k_pad(uk);
   check_buffer(a, a.scalar_type(), kp * uk.mr, "a");  // ukernel_gemm picked uk by a's dtype
   check_buffer(b, a.scalar_type(), kp * uk.nr, "b");
   check_buffer(c, c10::CppTypeToScalarType<T>::value, (uk.mr - 1) * ldc + uk.nr, "c");
@@ -70,19 +70,27 @@ std::vector<std::pair<std::string, bool>> ukernel_isas() {
   return out;
 }
 
-std::tuple<int64_t, int64_t, int64_t> ukernel_tile(const std::string& isa,
-                                                   const std::string& dtype) {
+std::tuple<int64_t, int64_t, int64_t, int64_t> ukernel_tile(const std::string& isa,
+                                                            const std::string& dtype) {
   const UKernelSet& set = set_of(isa);
-  if (dtype == "float32") return {set.f32.mr, set.f32.nr, set.f32.kr};
-  if (dtype == "float64") return {set.f64.mr, set.f64.nr, set.f64.kr};
+  auto shape = [](const auto& uk) {
+    return std::make_tuple(int64_t(uk.fn ? uk.mr : 0), int64_t(uk.fn ? uk.nr : 0),
+                           int64_t(uk.kr), int64_t(a_interleave(uk)));
+  };
+  if (dtype == "float32") return shape(set.f32);
+  if (dtype == "float64") return shape(set.f64);
+  if (dtype == "bfloat16_tiles") return shape(set.bf16_tiles);
   TORCH_CHECK(dtype == "bfloat16", "ukernel: no GEMM kernel for dtype ", dtype);
-  if (!set.bf16.fn) return {0, 0, set.bf16.kr};
-  return {set.bf16.mr, set.bf16.nr, set.bf16.kr};
+  return shape(set.bf16);
 }
 
 void ukernel_gemm(const std::string& isa, int64_t kc, const at::Tensor& a, const at::Tensor& b,
-                  const at::Tensor& c, int64_t ldc, bool accumulate) {
+                  const at::Tensor& c, int64_t ldc, bool accumulate, bool tiles) {
   const UKernelSet& set = set_of(isa);
+  if (tiles) {
+    TORCH_CHECK(a.scalar_type() == at::kBFloat16, "ukernel: the tile kernel takes bfloat16");
+    return run_gemm(set.bf16_tiles, kc, a, b, c, ldc, accumulate);
+  }
   switch (a.scalar_type()) {
     case at::kFloat: return run_gemm(set.f32, kc, a, b, c, ldc, accumulate);
     case at::kDouble: return run_gemm(set.f64, kc, a, b, c, ldc, accumulate);

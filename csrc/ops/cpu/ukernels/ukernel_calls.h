@@ -18,15 +18,17 @@ namespace cpu {
 // (name, whether this CPU runs it) per table row, best first.
 std::vector<std::pair<std::string, bool>> ukernel_isas();
 
-// (mr, nr, kr) of `isa`'s GEMM kernel for dtype "float32", "float64" or
-// "bfloat16" (mr = 0 where the set has none, e.g. bfloat16 below avx512bf16).
-std::tuple<int64_t, int64_t, int64_t> ukernel_tile(const std::string& isa,
-                                                   const std::string& dtype);
+// (mr, nr, kr, ka) of `isa`'s GEMM kernel for dtype "float32", "float64",
+// "bfloat16" or "bfloat16_tiles" (the AMX kernel; ka: A's interleave, see
+// UKernel) (mr = 0 where the set has none, e.g. bfloat16 below avx512bf16).
+std::tuple<int64_t, int64_t, int64_t, int64_t> ukernel_tile(const std::string& isa,
+                                                            const std::string& dtype);
 
 // c[i*ldc + j] (=, +=) sum_k A[k][i] B[k][j] on the packed panels a and b
-// (float32, float64, or bfloat16 with c float32).
+// (float32, float64, or bfloat16 with c float32; `tiles`: bfloat16 on the
+// AMX kernel, panels in its layout).
 void ukernel_gemm(const std::string& isa, int64_t kc, const at::Tensor& a, const at::Tensor& b,
-                  const at::Tensor& c, int64_t ldc, bool accumulate);
+                  const at::Tensor& c, int64_t ldc, bool accumulate, bool tiles);
 
 // The depthwise row kernels; src (and w for vtaps_row, acc for vtaps_acc)
 // are (ntaps, length) tensors, one tap per row. vtaps_row/vtaps_acc run np
