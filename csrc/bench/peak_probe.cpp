@@ -20,6 +20,7 @@ double probe(const UKernel<P, T>& uk, P one, double seconds) {
   std::vector<P> a(kc * uk.mr * m_panels, one), b(kc * uk.nr * n_panels, one);
   std::vector<T> c(m_panels * uk.mr * n_panels * uk.nr);
   const int64_t ldc = n_panels * uk.nr;
+  tiles_new_op();
   const auto start = std::chrono::steady_clock::now();
   double elapsed = 0;
   int64_t calls = 0;

@@ -122,6 +122,7 @@ void forward_gemm(const at::Tensor& input, const at::Tensor& weight, const at::T
 
 void CpuKernels::forward(const at::Tensor& input, const at::Tensor& weight,
                          const at::Tensor* bias, at::Tensor& out, const ConvShape& s) {
+  tiles_new_op();  // before any AMX tile kernel runs (microkernel.h)
   const CpuPath path = select_path(ConvDirection::kForward, s, input, out);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, input.scalar_type(),
                                   "convext_conv_forward_cpu", [&] {

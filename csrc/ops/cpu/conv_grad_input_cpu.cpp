@@ -144,6 +144,7 @@ void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight,
 
 void CpuKernels::grad_input(const at::Tensor& grad_out, const at::Tensor& weight,
                             at::Tensor& grad_in, const ConvShape& s) {
+  tiles_new_op();  // before any AMX tile kernel runs (microkernel.h)
   const CpuPath path = select_path(ConvDirection::kGradInput, s, grad_out, grad_in);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, grad_out.scalar_type(),
                                   "convext_conv_grad_input_cpu", [&] {

@@ -120,8 +120,9 @@ void grad_weight_gemm(const at::Tensor& grad_out, const at::Tensor& input,
   run_grad_weight<S, P>(grad_out, input, grad_w, s, red, KC,
                         [&](auto& buf, const GradWeightViews<S>& v, const OutTile& t, int64_t r0,
                             int64_t kc, T* c, bool accumulate) {
-    pack_col_panels(v.go, t.m0, t.mc, r0, kc, uk.mr, uk.kr, buf.a.ptr, buf.segs);
-    pack_col_panels(v.in, t.n0, t.nc, r0, kc, uk.nr, uk.kr, buf.b.ptr, buf.segs);
+    pack_col_panels(v.go, t.m0, t.mc, r0, kc, uk.mr, a_interleave(uk), buf.a.ptr, buf.segs,
+                    k_pad(uk));
+    pack_col_panels(v.in, t.n0, t.nc, r0, kc, uk.nr, uk.kr, buf.b.ptr, buf.segs, k_pad(uk));
     gemm_tiles(uk, kc, buf.a.ptr, ceil_div(t.mc, uk.mr), buf.b.ptr, ceil_div(t.nc, uk.nr), c,
                ldc, accumulate);
   });
@@ -131,6 +132,7 @@ void grad_weight_gemm(const at::Tensor& grad_out, const at::Tensor& input,
 
 void CpuKernels::grad_weight(const at::Tensor& grad_out, const at::Tensor& input,
                              at::Tensor& grad_w, const ConvShape& s) {
+  tiles_new_op();  // before any AMX tile kernel runs (microkernel.h)
   const CpuPath path = select_path(ConvDirection::kGradWeight, s, grad_out, input);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, grad_out.scalar_type(),
                                   "convext_conv_grad_weight_cpu", [&] {
@@ -145,6 +147,8 @@ void CpuKernels::grad_weight(const at::Tensor& grad_out, const at::Tensor& input
       case CpuPath::kNhwc: return nhwc_grad_weight(grad_out, input, grad_w, s);
       default:
         if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) {
+          if (ukernels().bf16_tiles.fn)  // AMX: outer products on tiles beat dot products
+            return grad_weight_gemm<scalar_t>(grad_out, input, grad_w, s, ukernels().bf16_tiles);
           if (ukernels().bf16_dot.fn)
             return grad_weight_dot<scalar_t>(grad_out, input, grad_w, s, ukernels().bf16_dot);
         } else if constexpr (std::is_same_v<scalar_t, float> ||

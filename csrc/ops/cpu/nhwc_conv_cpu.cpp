@@ -109,7 +109,7 @@ struct GwKernel {
   const UKernel<P, T>* packed = nullptr;
   const UKernelStrided<P, T>* strided = nullptr;
   int64_t lda = 0;
-  int mr = 0, nr = 0, kr = 1;
+  int mr = 0, nr = 0, kr = 1, ka = 0;  // ka: a tile kernel's (see UKernel)
 };
 
 // The strided kernel for S (float, double) whose panels waste the fewest of
@@ -117,7 +117,7 @@ struct GwKernel {
 template <typename S, typename P, typename T>
 GwKernel<P, T> gw_kernel(const UKernel<P, T>& uk, const at::Tensor& grad_out, const ConvShape& s,
                          int64_t n) {
-  GwKernel<P, T> k{&uk, nullptr, 0, uk.mr, uk.nr, uk.kr};
+  GwKernel<P, T> k{&uk, nullptr, 0, uk.mr, uk.nr, uk.kr, uk.ka};
   const UKernelStrided<P, T>* st = nullptr;
   if constexpr (std::is_same_v<S, P> && std::is_same_v<S, float>) {
     const UKernelSet& set = ukernels();
@@ -132,7 +132,7 @@ GwKernel<P, T> gw_kernel(const UKernel<P, T>& uk, const at::Tensor& grad_out, co
   const int64_t lda = s.OW > 1 ? gs[3] : s.OH > 1 ? gs[2] : gs[0];
   const bool dense = lda > 0 && (s.OW == 1 || gs[3] == lda) &&
                      (s.OH == 1 || gs[2] == s.OW * lda) && (s.N == 1 || gs[0] == s.OH * s.OW * lda);
-  if (dense) k = {nullptr, st, lda, st->mr, st->nr, st->kr};
+  if (dense) k = {nullptr, st, lda, st->mr, st->nr, st->kr, 0};
   return k;
 }
 
@@ -142,7 +142,8 @@ template <typename S, typename P, typename T>
 void grad_weight_packed(const at::Tensor& grad_out, const at::Tensor& input, at::Tensor& grad_w,
                         const ConvShape& s, const GwKernel<P, T>& uk) {
   const int64_t M = s.ocg(), Cg = s.icg(), Ncols = s.taps() * Cg, R = s.N * s.OH * s.OW;
-  const int64_t KC = kc_block(UKernel<P, T>{nullptr, uk.mr, uk.nr, uk.kr});
+  const UKernel<P, T> shape{nullptr, uk.mr, uk.nr, uk.kr, uk.ka};  // for kc_block, k_pad
+  const int64_t KC = kc_block(shape);
   const ReductionCut cut{KC, 4 * KC, grad_out.numel() * grad_out.element_size() / 2};
   SplitReduction<T> red(s.G, M, Ncols, R, cut, uk.mr, uk.nr, l2_block<P>(KC, uk.mr),
                         l2_block<P>(KC, uk.nr));
@@ -159,16 +160,37 @@ void grad_weight_packed(const at::Tensor& grad_out, const at::Tensor& input, at:
     Scratch<P> a, b;
     ScratchVector<P> row, row2;  // converted runs (half types packed as float)
   };
+  // A tile kernel's A is grad_out transposed (rows of pixels per channel):
+  // transposed once here, 32 pixels at a time, rather than per column tile.
+  const bool transpose = a_interleave(shape) > 2;
+  Scratch<P> goT(transpose ? s.OC * R : 0);
+  if (transpose) {
+    at::parallel_for(0, ceil_div(R, int64_t(32)), 1, [&](int64_t b, int64_t e) {
+      for (int64_t qb = b; qb < e; ++qb) {
+        const int64_t q0 = qb * 32, nq = std::min<int64_t>(32, R - q0);
+        for (int64_t qq = 0; qq < nq; ++qq) {
+          const Pixel px(q0 + qq, s.OH, s.OW);
+          const S* p = go + px.n * gs[0] + px.y * gs[2] + px.x * gs[3];
+          for (int64_t m = 0; m < s.OC; ++m)
+            goT.ptr[m * R + q0 + qq] = pack_value<P>(p[m]);
+        }
+      }
+    });
+  }
   // Packs A's channels [i0, i0 + mc) of the tile's rows (all of them, or a
   // strided kernel's last, partial panel).
   auto pack_a = [&](Buffers& buf, const OutTile& t, int64_t r0, int64_t kc, int64_t i0,
                     int64_t mc) {
-    pack_pixel_rows(kc, mc, uk.mr, uk.kr, buf.a.ptr, buf.row,
+    if (transpose) {
+      return pack_strided_col_panels(goT.ptr + (t.g * M + t.m0 + i0) * R, R, nullptr, mc, r0, kc,
+                                     uk.mr, a_interleave(shape), buf.a.ptr);
+    }
+    pack_pixel_rows(kc, mc, uk.mr, a_interleave(shape), buf.a.ptr, buf.row,
                     [&](int64_t qq, std::vector<RowRun<P>>& runs, P* cvt) {
       const Pixel px(r0 + qq, s.OH, s.OW);
       const S* p = go + px.n * gs[0] + px.y * gs[2] + px.x * gs[3] + (t.g * M + t.m0 + i0);
       runs.push_back({0, mc, run_as_packed<P>(p, mc, cvt)});
-    });
+    }, k_pad(shape));
   };
   const int64_t a_rows = uk.strided ? uk.mr : plan.MC;
   red.run(s, [&] { return Buffers{Scratch<P>(a_rows * KC), Scratch<P>(KC * plan.NC), {}, {}}; },
@@ -199,7 +221,7 @@ void grad_weight_packed(const at::Tensor& grad_out, const at::Tensor& input, at:
                                    cvt + tr.j);
           runs.push_back({tr.j, tr.len, src});
         }
-      });
+      }, k_pad(shape));
       const bool acc = r0 > r_begin;
       if (!uk.strided) {  // A: pixel q's grad_out channels [m0, m0 + mc), packed
         pack_a(buf, t, r0, kc, 0, t.mc);
@@ -260,7 +282,7 @@ void nhwc_grad_weight(const at::Tensor& grad_out, const at::Tensor& input, at::T
                       const ConvShape& s) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, grad_out.scalar_type(),
                                   "convext_nhwc_grad_weight", [&] {
-    with_ukernel<scalar_t>([&](const auto& uk) {
+    with_ukernel<scalar_t, true>([&](const auto& uk) {
       grad_weight_packed<scalar_t>(grad_out, input, grad_w, s,
                                    gw_kernel<scalar_t>(uk, grad_out, s, s.taps() * s.icg()));
     });

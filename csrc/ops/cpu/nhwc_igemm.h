@@ -263,11 +263,17 @@ void interleave_pair(P* out, const P* a, const P* b, int64_t n) {
 // values, see run_as_packed). grad_weight packs both operands this way: in
 // NHWC a row is one pixel's channels, one or a few runs copied straight
 // into the panels (a memcpy per panel for R = 1, an interleave for R = 2).
+// A tile kernel's panels are padded to a multiple of kpad rows (its A, a
+// transpose, is packed from a transposed copy instead: nhwc_conv_cpu.cpp).
 template <typename P, typename Runs>
 void pack_pixel_rows(int64_t kc, int64_t nj, int NP, int R, P* dst, ScratchVector<P>& buf,
-                     Runs runs) {
-  const int64_t kcR = round_up(kc, R), panels = ceil_div(nj, NP), tail = nj % NP;
+                     Runs runs, int kpad = 1) {
+  const int64_t kcR = round_up(kc, std::max(R, kpad)), panels = ceil_div(nj, NP), tail = nj % NP;
   buf.resize(2 * std::max<int64_t>(nj, 1));
+  if (const int64_t kr = round_up(kc, R); kr < kcR) {  // a tile kernel's pad rows
+    for (int64_t p = 0; p < panels; ++p)
+      std::fill(dst + p * kcR * NP + kr * NP, dst + (p + 1) * kcR * NP, P(0));
+  }
   std::vector<RowRun<P>> r0, r1;
   // Where the runs' values go, worked out on the first row (every row is
   // split alike): values [off, off + n) of run `run` at `out` past the row's
@@ -277,7 +283,7 @@ void pack_pixel_rows(int64_t kc, int64_t nj, int NP, int R, P* dst, ScratchVecto
     int64_t off, n, out;
   };
   std::vector<Piece> pieces;
-  for (int64_t qq = 0; qq < kcR; qq += R) {
+  for (int64_t qq = 0; qq < kc; qq += R) {
     r0.clear();
     r1.clear();
     runs(qq, r0, buf.data());

@@ -70,8 +70,8 @@ inline void gemm_tiles(const UKernel<P, T>& uk, int64_t kc, const P* a, int64_t 
 
 // Runs body(uk) with the kernel for packing S-typed tensors: for bfloat16
 // the AMX tile kernel where the CPU has it and the caller packs for it
-// (kTiles: A by pack_strided_col_panels with a_interleave, B by
-// pack_row_panels with k_pad), else the AVX512-BF16 dot-product kernel where
+// (kTiles: A interleaved by a_interleave(uk), both panels padded to
+// k_pad(uk)), else the AVX512-BF16 dot-product kernel where
 // the CPU has it, else the kernel of the op-math type (float for
 // bfloat16/half).
 template <typename S, bool kTiles = false, typename Body>

@@ -146,11 +146,13 @@ void pack_row_panels(const GridView<const S>& v, int64_t k0, int64_t kc, int64_t
 //   dst[p*kcR*P + (qq/R)*P*R + i*R + qq%R] = view(k0 + p*P + i, q0 + qq),
 // kcR = round_up(kc, R), the padding zero. This is the operand of grad_weight
 // whose reduction runs over columns (R = the kernel's kr: 1, or 2 for
-// bfloat16 pairs).
+// bfloat16 pairs; a tile kernel's A: its ka). A tile kernel's panels are
+// padded to a multiple of `kpad` columns (kcR = round_up(kc, kpad)).
 template <typename T, typename S>
 void pack_col_panels(const GridView<const S>& v, int64_t k0, int64_t nk, int64_t q0,
-                     int64_t kc, int P, int R, T* dst, std::vector<Segment>& segs) {
-  const int64_t kcR = (kc + R - 1) / R * R;
+                     int64_t kc, int P, int R, T* dst, std::vector<Segment>& segs,
+                     int kpad = 1) {
+  const int64_t pad = std::max(R, kpad), kcR = (kc + pad - 1) / pad * pad;
   grid_segments(v.GH, v.GW, q0, q0 + kc, segs);
   // R > 1: each row is gathered as one contiguous run, then dealt out in
   // groups of R (a gather straight into the panel would need a stride that
@@ -163,6 +165,7 @@ void pack_col_panels(const GridView<const S>& v, int64_t k0, int64_t nk, int64_t
       const GridRow<S> row(v, k0 + p * P + i);
       if (R == 1) {
         for (const auto& s : segs) gather(v, row, s, panel + (s.q0 - q0) * P + i, P);
+        for (int64_t qq = kc; qq < kcR; ++qq) panel[qq * P + i] = T(0);
         continue;
       }
       for (const auto& s : segs) gather(v, row, s, run.data() + (s.q0 - q0), 1);
@@ -178,16 +181,18 @@ void pack_col_panels(const GridView<const S>& v, int64_t k0, int64_t nk, int64_t
 // column panels, in the layout of pack_row_panels with rows and columns
 // swapped:  dst[p*kcR*P + (kk/R)*P*R + i*R + kk%R] = M(p*P + i, k0 + kk),
 // zero beyond nr rows and kc columns. Used for weights (the A operand); the
-// column offsets are precomputed so the inner loop does no index arithmetic.
+// column offsets are precomputed so the inner loop does no index arithmetic
+// (null col_off: column k at offset k).
 template <int R, typename T, typename S>
 void pack_strided_col_panels_r(const S* base, int64_t row_stride, const int64_t* col_off,
                                int64_t nr, int64_t k0, int64_t kc, int P, T* dst) {
   const int64_t kcR = (kc + R - 1) / R * R;
-  const int64_t* off = col_off + k0;
-  // Rows whose kc values are one run (a contiguous weight): copied by runs of
-  // R, or whole, with no per-element offsets.
+  const int64_t* off = col_off ? col_off + k0 : nullptr;
+  // Rows whose kc values are one run (a contiguous weight, or no col_off:
+  // column k at offset k): copied by runs of R, with no per-element offsets.
   bool run = true;
-  for (int64_t kk = 1; kk < kc && run; ++kk) run = off[kk] == off[0] + kk;
+  for (int64_t kk = 1; off && kk < kc && run; ++kk) run = off[kk] == off[0] + kk;
+  const int64_t off0 = off ? off[0] : k0;
   for (int64_t p = 0; p * P < nr; ++p) {
     T* panel = dst + p * kcR * P;
     const int64_t h = std::min<int64_t>(P, nr - p * P);
@@ -201,7 +206,7 @@ void pack_strided_col_panels_r(const S* base, int64_t row_stride, const int64_t*
       }
       const S* row = base + (p * P + i) * row_stride;
       if (run) {
-        const S* src = row + off[0];
+        const S* src = row + off0;
         for (int64_t k1 = 0; k1 < kc; k1 += R) {
           T* o = out + k1 * P;
           const int64_t n = std::min<int64_t>(R, kc - k1);

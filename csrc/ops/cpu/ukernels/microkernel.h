@@ -176,6 +176,10 @@ bool ukernels_avx512(UKernelSet* out);
 bool ukernels_avx512bf16(UKernelSet* out);  // adds bf16 to an avx512 set
 bool ukernels_amx(UKernelSet* out);         // adds bf16_tiles to an avx512bf16 set
 bool has_amx_bf16();  // the CPU has AMX-BF16 and Linux lets this process use it
+// Called at every CPU op's entry, before any tile kernel runs: the tile
+// kernels reload their thread's tile configuration once per op (other code
+// on the thread may have changed it since). A no-op without AMX.
+void tiles_new_op();
 bool ukernels_avx2(UKernelSet* out);
 UKernelSet ukernels_generic();
 

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 namespace convext {
@@ -45,6 +46,24 @@ TileConfig make_config() {
   return cfg;
 }
 
+// The tile configuration is per-thread state that other code on the thread
+// (oneDNN's AMX kernels) may change between our ops, and ldtilecfg (which
+// also zeroes every tile) cost a fifth of a call's time when run per call;
+// reading it back (sttilecfg) is as slow. So each thread loads ours once per
+// op: every CPU op entry bumps the epoch (tiles_new_op), and a kernel call
+// reloads when its thread last configured in an earlier epoch. No foreign
+// code runs on our threads inside an op, so within one the state is ours.
+std::atomic<uint64_t> g_epoch{1};
+thread_local uint64_t t_configured = 0;
+
+inline void configure_tiles() {
+  static const TileConfig cfg = make_config();
+  const uint64_t e = g_epoch.load(std::memory_order_acquire);
+  if (t_configured == e) return;
+  asm volatile("ldtilecfg %0" ::"m"(cfg) : "memory");
+  t_configured = e;
+}
+
 #define CX_TILE_LOAD(t, base, stride) \
   asm volatile("tileloadd (%0,%1,1), %%tmm" #t ::"r"(base), "r"(int64_t(stride)) : "memory")
 #define CX_TILE_STORE(t, base, stride) \
@@ -54,9 +73,7 @@ TileConfig make_config() {
 
 void ukernel(int64_t kc, const Bf16Bits* a, const Bf16Bits* b, float* c, int64_t ldc,
              bool accumulate) {
-  static const TileConfig cfg = make_config();
-  // Loaded per call: other code on this thread (oneDNN) may have changed it.
-  asm volatile("ldtilecfg %0" ::"m"(cfg) : "memory");
+  configure_tiles();
   const int64_t cs = ldc * int64_t(sizeof(float));
   float* c1 = c + 16 * ldc;
   if (accumulate) {
@@ -118,8 +135,7 @@ inline const Bf16Bits* a_tile(const Bf16Bits* const* rows, int64_t k0, int64_t k
 
 void ukernel_igemm(int64_t ks, int64_t kc, const Bf16Bits* const* a, const Bf16Bits* b, float* c,
                    int64_t ldc, bool accumulate) {
-  static const TileConfig cfg = make_config();
-  asm volatile("ldtilecfg %0" ::"m"(cfg) : "memory");
+  configure_tiles();
   alignas(64) Bf16Bits buf[2][16 * kChunk];
   const int64_t cs = ldc * int64_t(sizeof(float));
   float* c1 = c + 16 * ldc;
@@ -174,6 +190,8 @@ bool cpu_and_os_have_amx() {
 
 }  // namespace amx
 
+void tiles_new_op() { amx::g_epoch.fetch_add(1, std::memory_order_acq_rel); }
+
 bool has_amx_bf16() {
   static const bool ok = amx::cpu_and_os_have_amx();
   return ok;
@@ -192,6 +210,7 @@ bool ukernels_amx(UKernelSet* out) {
 #else
 namespace convext {
 namespace cpu {
+void tiles_new_op() {}
 bool has_amx_bf16() { return false; }
 bool ukernels_amx(UKernelSet*) { return false; }
 }  // namespace cpu

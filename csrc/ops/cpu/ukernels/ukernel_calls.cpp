@@ -55,6 +55,7 @@ void run_gemm(const UKernel<P, T>& uk, int64_t kc, const at::Tensor& a, const at
   check_buffer(a, a.scalar_type(), kp * uk.mr, "a");  // ukernel_gemm picked uk by a's dtype
   check_buffer(b, a.scalar_type(), kp * uk.nr, "b");
   check_buffer(c, c10::CppTypeToScalarType<T>::value, (uk.mr - 1) * ldc + uk.nr, "c");
+  tiles_new_op();
   uk.fn(kc, reinterpret_cast<const P*>(a.const_data_ptr()),
         reinterpret_cast<const P*>(b.const_data_ptr()), c.mutable_data_ptr<T>(), ldc, accumulate);
 }
