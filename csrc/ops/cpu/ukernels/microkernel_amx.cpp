@@ -125,6 +125,12 @@ inline const Bf16Bits* a_tile(const Bf16Bits* const* rows, int64_t k0, int64_t k
     }
   }
   const int64_t n = std::min<int64_t>(kChunk, kc - k0);
+  if (n == kChunk) {  // whole rows: one 64-byte copy each (inlined, constant size)
+    for (int i = 0; i < 16; ++i)
+      __builtin_memcpy(buf + i * kChunk, rows[i] + k0, kChunk * sizeof(Bf16Bits));
+    *stride = 64;
+    return buf;
+  }
   for (int i = 0; i < 16; ++i) {
     std::memcpy(buf + i * kChunk, rows[i] + k0, n * sizeof(Bf16Bits));
     std::memset(buf + i * kChunk + n, 0, (kChunk - n) * sizeof(Bf16Bits));
