@@ -67,7 +67,9 @@ def cpu_peak(dtype, threads):
     _, cores = cpuinfo()
     used = min(threads, cores)
     per_core = _C.microkernel_gflops(dtype)
-    kernel = {"bfloat16": "bfloat16" if convext.cpu_isa().endswith("+bf16") else "float32",
+    isa = convext.cpu_isa()
+    kernel = {"bfloat16": ("bfloat16 (AMX tiles)" if isa.endswith("+amx") else
+                           "bfloat16" if isa.endswith("+bf16") else "float32"),
               "float16": "float32"}.get(dtype, dtype)
     return per_core * used, (f"measured: {per_core:.1f} GFLOP/s of convext's {kernel} "
                              f"{convext.cpu_isa()} microkernel on cache-resident data per core "

@@ -107,6 +107,33 @@ inline TilePlan plan_tiles(int64_t groups, int64_t M, int64_t N, int64_t mr, int
   while (count() < 2 * threads && p.MC > 4 * mr) p.MC = round_up(p.MC / 2, mr);
   while (count() < threads && p.NC > nr) p.NC = round_up(p.NC / 2, nr);
   count();
+  // Then blocks of even sizes (halving left a small last one), and, where
+  // the last round of tasks leaves threads idle for over 5% of the time, a
+  // task count that is a multiple of the threads: 5 tasks on 2 threads ran
+  // 3 against 2. More column blocks first (more row blocks pack B again).
+  auto even = [](int64_t n, int64_t blocks, int64_t mult) {
+    return round_up(ceil_div(std::max<int64_t>(n, 1), blocks), mult);
+  };
+  p.MC = even(M, p.m_blocks, mr);
+  p.NC = even(N, p.n_blocks, nr);
+  const int64_t tasks = count();
+  if (threads > 1 && ceil_div(tasks, threads) * threads * 20 > tasks * 21) {
+    const TilePlan base = p;
+    bool found = false;
+    for (int64_t nb = base.n_blocks + 1; !found && nb <= base.n_blocks + std::max(threads, tasks / 4);
+         ++nb) {
+      p = base;
+      p.NC = even(N, nb, nr);
+      found = count() % threads == 0;
+    }
+    for (int64_t mb = base.m_blocks + 1; !found && mb <= base.m_blocks + threads; ++mb) {
+      p = base;
+      p.MC = even(M, mb, mr);
+      found = count() % threads == 0;
+    }
+    if (!found) p = base;
+    count();
+  }
   return p;
 }
 
