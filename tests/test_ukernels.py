@@ -69,6 +69,15 @@ def assert_close_bound(got, ref, bound, what):
                            f"max error {err.max().item():.3e}")
 
 
+def poison(A, B):
+    """Positive values, one NaN in A (row 3 % kc, column 1) and one inf in B
+    (row 2 % kc, the last column)."""
+    A.abs_()
+    B.abs_()
+    A[3 % A.shape[0], 1] = float("nan")
+    B[2 % B.shape[0], B.shape[1] - 1] = float("inf")
+
+
 def run_gemm(isa, dtype, kc, ldc_extra=5, accumulate=False, seed=0, poison=None):
     """Runs the kernel on random panels; returns (C buffer, float64 ref, bound, mr, nr, ldc)."""
     mr, nr, kr = tile(isa, dtype)
@@ -159,11 +168,6 @@ def test_bf16_odd_kc_reads_the_zero_padded_pair(isa):
 def test_gemm_kernel_propagates_nan_and_inf(isa, dtype):
     """A NaN in A's row i poisons C's row i only; an inf in B's column j
     (with finite, positive A) makes C's column j inf and leaves the rest."""
-    def poison(A, B):
-        A.abs_()
-        B.abs_()
-        A[3 % A.shape[0], 1] = float("nan")
-        B[2 % B.shape[0], B.shape[1] - 1] = float("inf")
     for kc in (1, 4, 17):
         got, ref, bound = run_gemm(isa, dtype, kc, poison=poison)
         assert ref.isnan().any() and ref.isinf().any()
@@ -222,11 +226,6 @@ def test_tile_kernel_matches_float64(isa, accumulate):
 
 @pytest.mark.parametrize("isa", TILE_ISAS)
 def test_tile_kernel_propagates_nan_and_inf(isa):
-    def poison(A, B):
-        A.abs_()
-        B.abs_()
-        A[3 % A.shape[0], 1] = float("nan")
-        B[2 % B.shape[0], B.shape[1] - 1] = float("inf")
     for kc in (1, 17, 40):
         got, ref, bound = run_tiles(isa, kc, False, 3, seed=kc, poison=poison)
         assert ref.isnan().any() and ref.isinf().any()

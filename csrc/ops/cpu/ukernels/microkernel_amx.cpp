@@ -71,9 +71,9 @@ inline void configure_tiles() {
 #define CX_TILE_ZERO(t) asm volatile("tilezero %%tmm" #t ::)
 #define CX_TILE_DP(c, a, b) asm volatile("tdpbf16ps %%tmm" #b ", %%tmm" #a ", %%tmm" #c ::)
 
-void ukernel(int64_t kc, const Bf16Bits* a, const Bf16Bits* b, float* c, int64_t ldc,
-             bool accumulate) {
-  configure_tiles();
+// The C tile (tmm0-3: rows 0-15 / 16-31 x columns 0-15 / 16-31) from c,
+// or zero; and back to c.
+inline void begin_c(float* c, int64_t ldc, bool accumulate) {
   const int64_t cs = ldc * int64_t(sizeof(float));
   float* c1 = c + 16 * ldc;
   if (accumulate) {
@@ -87,23 +87,43 @@ void ukernel(int64_t kc, const Bf16Bits* a, const Bf16Bits* b, float* c, int64_t
     CX_TILE_ZERO(2);
     CX_TILE_ZERO(3);
   }
-  constexpr int64_t bs = kNR * 2 * int64_t(sizeof(Bf16Bits));  // a pair row of B
-  for (int64_t k = 0; k < kc; k += kChunk) {
-    CX_TILE_LOAD(4, a, 64);
-    CX_TILE_LOAD(5, a + 16 * kChunk, 64);
-    CX_TILE_LOAD(6, b, bs);
-    CX_TILE_LOAD(7, b + 32, bs);
-    CX_TILE_DP(0, 4, 6);
-    CX_TILE_DP(1, 4, 7);
-    CX_TILE_DP(2, 5, 6);
-    CX_TILE_DP(3, 5, 7);
-    a += kMR * kChunk;
-    b += (kChunk / 2) * kNR * 2;
-  }
+}
+
+inline void store_c(float* c, int64_t ldc) {
+  const int64_t cs = ldc * int64_t(sizeof(float));
+  float* c1 = c + 16 * ldc;
   CX_TILE_STORE(0, c, cs);
   CX_TILE_STORE(1, c + 16, cs);
   CX_TILE_STORE(2, c1, cs);
   CX_TILE_STORE(3, c1 + 16, cs);
+}
+
+// One 32-k chunk: A rows 0-15 at a0 and 16-31 at a1 (row strides s0, s1
+// bytes), B's 16 pair rows at b; then the four products into the C tile.
+inline void chunk_step(const Bf16Bits* a0, int64_t s0, const Bf16Bits* a1, int64_t s1,
+                       const Bf16Bits* b) {
+  constexpr int64_t bs = kNR * 2 * int64_t(sizeof(Bf16Bits));  // a pair row of B
+  CX_TILE_LOAD(4, a0, s0);
+  CX_TILE_LOAD(5, a1, s1);
+  CX_TILE_LOAD(6, b, bs);
+  CX_TILE_LOAD(7, b + 32, bs);
+  CX_TILE_DP(0, 4, 6);
+  CX_TILE_DP(1, 4, 7);
+  CX_TILE_DP(2, 5, 6);
+  CX_TILE_DP(3, 5, 7);
+}
+constexpr int64_t kBChunk = (kChunk / 2) * kNR * 2;  // B values per chunk
+
+void ukernel(int64_t kc, const Bf16Bits* a, const Bf16Bits* b, float* c, int64_t ldc,
+             bool accumulate) {
+  configure_tiles();
+  begin_c(c, ldc, accumulate);
+  for (int64_t k = 0; k < kc; k += kChunk) {
+    chunk_step(a, 64, a + 16 * kChunk, 64, b);
+    a += kMR * kChunk;
+    b += kBChunk;
+  }
+  store_c(c, ldc);
 }
 
 // Indirect A (UKernelIgemm, channels-last convs): row i of tap t is a pixel's
@@ -143,41 +163,18 @@ void ukernel_igemm(int64_t ks, int64_t kc, const Bf16Bits* const* a, const Bf16B
                    int64_t ldc, bool accumulate) {
   configure_tiles();
   alignas(64) Bf16Bits buf[2][16 * kChunk];
-  const int64_t cs = ldc * int64_t(sizeof(float));
-  float* c1 = c + 16 * ldc;
-  if (accumulate) {
-    CX_TILE_LOAD(0, c, cs);
-    CX_TILE_LOAD(1, c + 16, cs);
-    CX_TILE_LOAD(2, c1, cs);
-    CX_TILE_LOAD(3, c1 + 16, cs);
-  } else {
-    CX_TILE_ZERO(0);
-    CX_TILE_ZERO(1);
-    CX_TILE_ZERO(2);
-    CX_TILE_ZERO(3);
-  }
-  constexpr int64_t bs = kNR * 2 * int64_t(sizeof(Bf16Bits));
+  begin_c(c, ldc, accumulate);
   for (int64_t t = 0; t < ks; ++t) {
     const Bf16Bits* const* rows = a + t * kMR;
     for (int64_t k0 = 0; k0 < kc; k0 += kChunk) {
       int64_t s0, s1;
       const Bf16Bits* a0 = a_tile(rows, k0, kc, buf[0], &s0);
       const Bf16Bits* a1 = a_tile(rows + 16, k0, kc, buf[1], &s1);
-      CX_TILE_LOAD(4, a0, s0);
-      CX_TILE_LOAD(5, a1, s1);
-      CX_TILE_LOAD(6, b, bs);
-      CX_TILE_LOAD(7, b + 32, bs);
-      CX_TILE_DP(0, 4, 6);
-      CX_TILE_DP(1, 4, 7);
-      CX_TILE_DP(2, 5, 6);
-      CX_TILE_DP(3, 5, 7);
-      b += (kChunk / 2) * kNR * 2;
+      chunk_step(a0, s0, a1, s1, b);
+      b += kBChunk;
     }
   }
-  CX_TILE_STORE(0, c, cs);
-  CX_TILE_STORE(1, c + 16, cs);
-  CX_TILE_STORE(2, c1, cs);
-  CX_TILE_STORE(3, c1 + 16, cs);
+  store_c(c, ldc);
 }
 
 // CPUID.(7,0):EDX bit 22 AMX-BF16, bit 24 AMX-TILE; the OS must enable the
