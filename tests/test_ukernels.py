@@ -2,7 +2,9 @@
 (csrc/ops/cpu/ukernels/isa_table.cpp) that this CPU runs, whatever
 CONVEXT_ISA caps the ops at: the GEMM tile kernel on packed panels built here
 (edge values of kc, full MR x NR tiles with ldc > NR, accumulate on and off,
-bfloat16 pairs with an odd kc, NaN/inf) and the depthwise row kernels
+bfloat16 pairs with an odd kc, NaN/inf), the AMX tile kernel on its own panel
+layout (kc around and past its 32-k chunk, the chunk's zero padding really
+read), and the depthwise row kernels
 (lengths around the vector width, the kRowSlack contract, tap counts around
 taps_dot's block of 4). The reference is float64 arithmetic on the very same
 values, with the dot-product error bound of conftest.tolerance.
