@@ -185,12 +185,12 @@ void grad_weight_packed(const at::Tensor& grad_out, const at::Tensor& input, at:
       return pack_strided_col_panels(goT.ptr + (t.g * M + t.m0 + i0) * R, R, nullptr, mc, r0, kc,
                                      uk.mr, a_interleave(shape), buf.a.ptr);
     }
-    pack_pixel_rows(kc, mc, uk.mr, a_interleave(shape), buf.a.ptr, buf.row,
+    pack_pixel_rows(kc, mc, uk.mr, uk.kr, buf.a.ptr, buf.row,
                     [&](int64_t qq, std::vector<RowRun<P>>& runs, P* cvt) {
       const Pixel px(r0 + qq, s.OH, s.OW);
       const S* p = go + px.n * gs[0] + px.y * gs[2] + px.x * gs[3] + (t.g * M + t.m0 + i0);
       runs.push_back({0, mc, run_as_packed<P>(p, mc, cvt)});
-    }, k_pad(shape));
+    });
   };
   const int64_t a_rows = uk.strided ? uk.mr : plan.MC;
   red.run(s, [&] { return Buffers{Scratch<P>(a_rows * KC), Scratch<P>(KC * plan.NC), {}, {}}; },

@@ -42,8 +42,8 @@ struct KBlock {
 struct KBlocks {
   std::vector<KBlock> blocks;
   int64_t rows = 0;  // B rows over all blocks
-  int kr = 1;        // each tap's rows are padded to a multiple of kr
-  KBlocks(int64_t taps, int64_t Cg, int64_t KC, int kr_) : kr(kr_) {
+  int pad = 1;       // each tap's rows are padded to a multiple of pad (= kr)
+  KBlocks(int64_t taps, int64_t Cg, int64_t KC, int kr) : pad(kr) {
     if (Cg == 0) return;
     const int64_t chunk = round_up(ceil_div(Cg, ceil_div(Cg, KC)), kr);
     const int64_t per_block = std::max<int64_t>(1, KC / round_up(chunk, kr));
@@ -106,7 +106,7 @@ struct PackedWeights {
       for (int64_t i = b; i < e; ++i) {
         const KBlock& blk = kb.blocks[i % nb];
         const int64_t g = i / nb;
-        pack_weight_block(w + g * w_g, js, cs, toff, N, blk, NR, R, kb.kr,
+        pack_weight_block(w + g * w_g, js, cs, toff, N, blk, NR, R, kb.pad,
                           buf.ptr + g * group + blk.row * Np);
       }
     });
@@ -270,10 +270,7 @@ void pack_pixel_rows(int64_t kc, int64_t nj, int NP, int R, P* dst, ScratchVecto
                      Runs runs, int kpad = 1) {
   const int64_t kcR = round_up(kc, std::max(R, kpad)), panels = ceil_div(nj, NP), tail = nj % NP;
   buf.resize(2 * std::max<int64_t>(nj, 1));
-  if (const int64_t kr = round_up(kc, R); kr < kcR) {  // a tile kernel's pad rows
-    for (int64_t p = 0; p < panels; ++p)
-      std::fill(dst + p * kcR * NP + kr * NP, dst + (p + 1) * kcR * NP, P(0));
-  }
+  zero_pad_rows(dst, panels, NP, round_up(kc, R), kcR);
   std::vector<RowRun<P>> r0, r1;
   // Where the runs' values go, worked out on the first row (every row is
   // split alike): values [off, off + n) of run `run` at `out` past the row's

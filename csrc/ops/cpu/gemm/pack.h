@@ -14,6 +14,14 @@
 namespace convext {
 namespace cpu {
 
+// Zeroes rows [kr, kcR) of each of `panels` panels of kcR rows of P values:
+// the rows a tile kernel's padding (k_pad) adds past the kr-rounded ones.
+template <typename T>
+inline void zero_pad_rows(T* dst, int64_t panels, int64_t P, int64_t kr, int64_t kcR) {
+  for (int64_t p = 0; kr < kcR && p < panels; ++p)
+    std::fill(dst + p * kcR * P + kr * P, dst + (p + 1) * kcR * P, T(0));
+}
+
 // Element conversion into a packed panel.
 template <typename T, typename S>
 inline T pack_value(S v) { return static_cast<T>(v); }
@@ -130,10 +138,7 @@ void pack_row_panels(const GridView<const S>& v, int64_t k0, int64_t kc, int64_t
       }
     }
   }
-  if (const int64_t kr = (kc + R - 1) / R * R; kr < kcR) {  // a tile kernel's pad rows
-    for (int64_t p = 0; p < panels; ++p)
-      std::fill(dst + p * kcR * P + kr * P, dst + (p + 1) * kcR * P, T(0));
-  }
+  zero_pad_rows(dst, panels, P, (kc + R - 1) / R * R, kcR);
   if (const int64_t width = nq - (panels - 1) * P; width < P) {  // spare columns
     T* panel = dst + (panels - 1) * kcR * P;
     for (int64_t kk = 0; kk < kcR; ++kk)

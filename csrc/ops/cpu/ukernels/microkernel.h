@@ -20,9 +20,8 @@ namespace cpu {
 // (A) or NR*kr (B) values, the last row zero-padded. A tile kernel (AMX)
 // sets `ka`, A's own interleave: its A panel holds MR rows of ka consecutive
 // k per chunk, and both panels are zero-padded to a multiple of ka rows of k
-// (see a_interleave and k_pad). Only the GEMMs whose A is packed by
-// pack_strided_col_panels and B by pack_row_panels take such kernels
-// (with_ukernel<S, true>).
+// (see a_interleave and k_pad). Only callers that pack for it take such
+// kernels (with_ukernel<S, true>; the NCHW weight gradient).
 template <typename P, typename T = P>
 struct UKernel {
   void (*fn)(int64_t kc, const P* a, const P* b, T* c, int64_t ldc, bool accumulate);
