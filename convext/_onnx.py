@@ -42,14 +42,14 @@ def _conv(dims):
 
 
 def _grad_input(dims):
-    def form(grad_output, weight, input_size, stride, padding, dilation, groups):
+    def form(grad_output, weight, input_size, stride, padding, dilation, groups, bias=None):
         stride, padding, dilation = _params(stride, padding, dilation, dims)
         # The rows or columns at the end that no output position reached.
         output_padding = [
             input_size[2 + i] - ((grad_output.shape[2 + i] - 1) * stride[i] - 2 * padding[i]
                                  + dilation[i] * (weight.shape[2 + i] - 1) + 1)
             for i in range(dims)]
-        return aten.convolution(grad_output, weight, None, stride, padding, dilation, True,
+        return aten.convolution(grad_output, weight, bias, stride, padding, dilation, True,
                                 output_padding, groups)
     return form
 

@@ -5,7 +5,8 @@ themselves differentiable, in terms of convext's own ops, so double backward
 and forward-over-reverse never leave convext:
 
   y  = conv(x, w) + b
-  gx = grad_input(gy, w)     -> d/dgy: conv(., w),    d/dw: grad_weight(gy, .)
+  gx = grad_input(gy, w) + c -> d/dgy: conv(., w),    d/dw: grad_weight(gy, .),
+                                d/dc: grad_bias (c: the optional bias of a transposed conv)
   gw = grad_weight(gy, x)    -> d/dgy: conv(x, .),    d/dx: grad_input(gy, .)
   gb = grad_bias(gy)         -> d/dgy: broadcast
 
@@ -88,8 +89,9 @@ def _register(dims):
                            memory_format=_out_format(input, weight, dims))
 
     @torch.library.register_fake(f"{name}_grad_input")
-    def _grad_input_fake(grad_output, weight, input_size, stride, padding, dilation, groups):
-        _check_devices(grad_output, weight)
+    def _grad_input_fake(grad_output, weight, input_size, stride, padding, dilation, groups,
+                         bias=None):
+        _check_devices(grad_output, weight, bias)
         return torch.empty(input_size, dtype=grad_output.dtype, device=grad_output.device,
                            memory_format=_out_format(grad_output, grad_output, dims))
 
@@ -133,18 +135,33 @@ def _register(dims):
 
     _autograd.register(f"conv{dims}d", conv_setup, conv_backward, conv_jvp)
 
-    # grad_input: (grad_output, weight, input_size, stride, padding, dilation, groups)
+    # grad_input: (grad_output, weight, input_size, stride, padding, dilation, groups, bias)
+    def grad_input_setup(ctx, inputs, output):
+        _backward_op_setup(ctx, inputs[:7], output)
+        ctx.has_bias = len(inputs) > 7 and inputs[7] is not None
+        ctx.output_shape = output.shape
+
     def grad_input_backward(ctx, g):
         grad_output, weight = ctx.saved_tensors
-        g_go = g_w = None
+        g_go = g_w = g_b = None
         if ctx.needs_input_grad[0]:
             g_go = conv(g, weight, None, *ctx.params)
         if ctx.needs_input_grad[1]:
             g_w = grad_weight(grad_output, g, weight.shape, *ctx.params)
-        return g_go, g_w, None, None, None, None, None
+        if ctx.has_bias and ctx.needs_input_grad[7]:
+            g_b = ops.conv_grad_bias(g)
+        return g_go, g_w, None, None, None, None, None, g_b
 
-    _autograd.register(f"conv{dims}d_grad_input", _backward_op_setup, grad_input_backward,
-                       _backward_op_jvp(grad_input))
+    def grad_input_jvp(ctx, d_grad_output, d_weight, *rest):
+        out = _backward_op_jvp(grad_input)(ctx, d_grad_output, d_weight)
+        d_bias = rest[5] if len(rest) > 5 else None  # after size, stride, ..., groups
+        if d_bias is None:
+            return out
+        d_bias = d_bias.reshape(1, -1, *[1] * dims)
+        return d_bias.expand(ctx.output_shape) if out is None else out + d_bias
+
+    _autograd.register(f"conv{dims}d_grad_input", grad_input_setup, grad_input_backward,
+                       grad_input_jvp)
 
     # grad_weight: (grad_output, input, weight_size, stride, padding, dilation, groups)
     def grad_weight_backward(ctx, g):
@@ -160,7 +177,8 @@ def _register(dims):
                        _backward_op_jvp(grad_weight))
 
 
-# The backward ops: op(grad_output, weight or input, size, stride, padding, dilation, groups).
+# The backward ops: op(grad_output, weight or input, size, stride, padding, dilation, groups)
+# (grad_input's bias, after these, is handled by its own formulas).
 def _backward_op_setup(ctx, inputs, output):
     ctx.save_for_backward(*inputs[:2])
     ctx.save_for_forward(*inputs[:2])

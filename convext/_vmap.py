@@ -74,6 +74,31 @@ def _backward_op_rule(name, fold):
     return rule
 
 
+def grad_input_rule(dims):
+    """grad_input's rule: _fold_grad_input, with the bias (one per input
+    channel) folded as the channels are, so that the op still adds it before
+    rounding. A batched bias with an unbatched weight batches the weight
+    (expanded), since only channels folded per batch can take it."""
+    op = getattr(ops, f"conv{dims}d_grad_input")
+
+    def rule(info, in_dims, grad_output, weight, size, stride, padding, dilation, groups,
+             bias=None):
+        batch, go_bd, w_bd = info.batch_size, in_dims[0], in_dims[1]
+        b_bd = in_dims[7] if len(in_dims) > 7 else None
+        if bias is not None and (w_bd is not None or b_bd is not None):
+            if w_bd is None:
+                weight, w_bd = weight.expand(batch, *weight.shape), 0
+            bias = bias.movedim(b_bd, 0) if b_bd is not None else bias.expand(batch, -1)
+        grad_output, weight, size, folded_groups, unfold = _fold_grad_input(
+            batch, grad_output, go_bd, weight, w_bd, list(size), groups)
+        if bias is not None and w_bd is not None:  # bias is (B, C): as the channels
+            bias = bias.flatten() if go_bd is not None else _into_groups(bias, 0, 0, groups)
+        return unfold(op(grad_output, weight, size, stride, padding, dilation, folded_groups,
+                         bias))
+
+    return rule
+
+
 def _fold_grad_input(batch, grad_output, go_bd, weight, w_bd, input_size, groups):
     n, c, *spatial = input_size
     if w_bd is None:
@@ -110,7 +135,7 @@ def grad_bias_rule(info, in_dims, grad_output):
 def register():
     for dims in (1, 2):
         torch.library.register_vmap(f"convext::conv{dims}d", conv_rule(dims))
-        for which, fold in (("grad_input", _fold_grad_input), ("grad_weight", _fold_grad_weight)):
-            name = f"conv{dims}d_{which}"
-            torch.library.register_vmap(f"convext::{name}", _backward_op_rule(name, fold))
+        torch.library.register_vmap(f"convext::conv{dims}d_grad_input", grad_input_rule(dims))
+        name = f"conv{dims}d_grad_weight"
+        torch.library.register_vmap(f"convext::{name}", _backward_op_rule(name, _fold_grad_weight))
     torch.library.register_vmap("convext::conv_grad_bias", grad_bias_rule)

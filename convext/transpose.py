@@ -4,7 +4,7 @@ torch.nn.functional.conv_transpose1d / conv_transpose2d.
 A transposed convolution is the gradient of a convolution with respect to its
 input, so it runs on the stride-phase grad_input op (no kernel of its own):
 
-    conv_transpose(x, w) == conv{d}d_grad_input(x, w, output_size, stride, padding, ...)
+    conv_transpose(x, w, b) == conv{d}d_grad_input(x, w, output_size, stride, padding, ..., b)
 
 with x in the role of grad_output and w (C_in, C_out/groups, k...) in the role
 of the forward weight. Gradients and double backward are that op's autograd
@@ -241,20 +241,14 @@ def _transpose(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: Li
         input = F.pad(input, pad)
     if channels_last:
         input = input.contiguous(memory_format=torch.channels_last)
-    dtype = input.dtype
-    if bias is not None and (dtype == torch.bfloat16 or dtype == torch.float16):
-        # The op rounds its result to dtype, and adding the bias would round
-        # again: with cancellation that is far from torch's (fused, singly
-        # rounded) result. Compute in float32, round once.
-        input, weight, bias = input.float(), weight.float(), bias.float()
+    # The op adds the bias before it rounds the result, once, as torch does
+    # (adding it to a rounded half-type result would round twice).
     if dims == 1:
         out = torch.ops.convext.conv1d_grad_input(input, weight, output_size, stride, padding,
-                                                  dilation, groups)
+                                                  dilation, groups, bias)
     else:
         out = torch.ops.convext.conv2d_grad_input(input, weight, output_size, stride, padding,
-                                                  dilation, groups)
-    if bias is not None:
-        out = (out + bias.view([-1] + [1] * dims)).to(dtype)
+                                                  dilation, groups, bias)
     return out if batched else out.squeeze(0)
 
 

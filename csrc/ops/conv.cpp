@@ -8,11 +8,13 @@ TORCH_LIBRARY(convext, m) {
         "int[] padding, int[] dilation, int groups) -> Tensor");
   m.def("conv2d(Tensor input, Tensor weight, Tensor? bias, int[] stride, "
         "int[] padding, int[] dilation, int groups) -> Tensor");
-  // Gradient w.r.t. the input; needs only the input's size.
+  // Gradient w.r.t. the input; needs only the input's size. With a bias (one
+  // per input channel) it is a transposed conv: the bias is added before the
+  // result is rounded to its dtype, once, as torch's conv_transpose does.
   m.def("conv1d_grad_input(Tensor grad_output, Tensor weight, SymInt[] input_size, "
-        "int[] stride, int[] padding, int[] dilation, int groups) -> Tensor");
+        "int[] stride, int[] padding, int[] dilation, int groups, Tensor? bias=None) -> Tensor");
   m.def("conv2d_grad_input(Tensor grad_output, Tensor weight, SymInt[] input_size, "
-        "int[] stride, int[] padding, int[] dilation, int groups) -> Tensor");
+        "int[] stride, int[] padding, int[] dilation, int groups, Tensor? bias=None) -> Tensor");
   // Gradient w.r.t. the weight; needs only the weight's size.
   m.def("conv1d_grad_weight(Tensor grad_output, Tensor input, SymInt[] weight_size, "
         "int[] stride, int[] padding, int[] dilation, int groups) -> Tensor");

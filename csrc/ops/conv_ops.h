@@ -5,16 +5,20 @@
 // A backend provides a struct K with
 //   static void forward(const Tensor& input, const Tensor& weight,
 //                       const Tensor* bias, Tensor& out, const ConvShape&);
-//   static void grad_input(const Tensor& grad_out, const Tensor& weight,
-//                          Tensor& grad_in, const ConvShape&);
+//   static bool grad_input(const Tensor& grad_out, const Tensor& weight,
+//                          const Tensor* bias, Tensor& grad_in, const ConvShape&);
 //   static void grad_weight(const Tensor& grad_out, const Tensor& input,
 //                           Tensor& grad_w, const ConvShape&);
 //   static void grad_bias(const Tensor& grad_out, Tensor& grad_b);
 // All 4D tensors are (N, C, H, W) views with any strides; the kernels write
-// every element of their (non-empty) output. The backend registers them with
-// register_conv_ops<K>(m) in its TORCH_LIBRARY_IMPL block.
+// every element of their (non-empty) output. grad_input adds `bias` (when not
+// null) in its store, before rounding; a path that cannot returns false having
+// written nothing, and ConvOps runs it again without the bias in the op math
+// type (float32 for half types) and adds the bias there. The backend registers
+// them with register_conv_ops<K>(m) in its TORCH_LIBRARY_IMPL block.
 
 #include <ATen/ATen.h>
+#include <ATen/OpMathType.h>
 #include <torch/library.h>
 
 #include "ops/conv_params.h"
@@ -44,17 +48,35 @@ struct ConvOps {
   static at::Tensor grad_input(const at::Tensor& grad_output, const at::Tensor& weight,
                                at::IntArrayRef input_size, at::IntArrayRef stride,
                                at::IntArrayRef padding, at::IntArrayRef dilation,
-                               int64_t groups) {
+                               int64_t groups, const std::optional<at::Tensor>& bias) {
     const char* name = D == 1 ? "conv1d_grad_input" : "conv2d_grad_input";
     const ConvShape s = shape_from_sizes(input_size, weight.sizes(), stride, padding,
                                          dilation, groups, D, name);
     check_grad_output(grad_output, s, D, name);
     check_same_type(grad_output, "grad_output", weight, "weight");
+    const bool has_bias = bias.has_value() && bias->defined();
+    if (has_bias) {
+      TORCH_CHECK(bias->dim() == 1 && bias->size(0) == s.C, name, ": expected bias to be "
+                  "1-dimensional with ", s.C, " elements, but got bias of size ", bias->sizes());
+      check_same_type(grad_output, "grad_output", *bias, "bias");
+    }
     [[maybe_unused]] auto guard = K::device_guard(grad_output);
     auto grad_in = at::empty({s.N, s.C, s.H, s.W},
                              grad_output.options().memory_format(
                                  output_memory_format(grad_output, grad_output, D)));
-    if (grad_in.numel() > 0) K::grad_input(as_2d(grad_output, D), as_2d(weight, D), grad_in, s);
+    if (grad_in.numel() == 0) return from_2d(grad_in, D);
+    const at::Tensor go = as_2d(grad_output, D), w = as_2d(weight, D);
+    if (!K::grad_input(go, w, has_bias ? &*bias : nullptr, grad_in, s)) {
+      // The path has no bias in its store: a sum in the op math type, then
+      // the bias, rounded once (adding it to a rounded result would round twice).
+      const at::ScalarType acc_type = at::toOpMathType(grad_in.scalar_type());
+      at::Tensor acc = acc_type == grad_in.scalar_type() ? grad_in
+                                                         : at::empty_like(grad_in, acc_type);
+      const bool ran = K::grad_input(go.to(acc_type), w.to(acc_type), nullptr, acc, s);
+      TORCH_INTERNAL_ASSERT(ran);
+      acc.add_(bias->to(acc_type).view({1, -1, 1, 1}));
+      if (!acc.is_same(grad_in)) grad_in.copy_(acc);
+    }
     return from_2d(grad_in, D);
   }
 

@@ -28,11 +28,15 @@ void bind_dims(pybind11::module& m) {
     cuda_emulator::clear_ranges();
     return Ops::conv<D>(x, w, b, s, p, d, g);
   });
-  m.def((conv + "_grad_input").c_str(), [](const at::Tensor& go, const at::Tensor& w, Ints size,
-                                           Ints s, Ints p, Ints d, int64_t g) {
-    cuda_emulator::clear_ranges();
-    return Ops::grad_input<D>(go, w, size, s, p, d, g);
-  });
+  namespace py = pybind11;
+  m.def((conv + "_grad_input").c_str(),
+        [](const at::Tensor& go, const at::Tensor& w, Ints size, Ints s, Ints p, Ints d,
+           int64_t g, const std::optional<at::Tensor>& b) {
+          cuda_emulator::clear_ranges();
+          return Ops::grad_input<D>(go, w, size, s, p, d, g, b);
+        },
+        py::arg("grad_output"), py::arg("weight"), py::arg("input_size"), py::arg("stride"),
+        py::arg("padding"), py::arg("dilation"), py::arg("groups"), py::arg("bias") = py::none());
   m.def((conv + "_grad_weight").c_str(), [](const at::Tensor& go, const at::Tensor& x,
                                             Ints size, Ints s, Ints p, Ints d, int64_t g) {
     cuda_emulator::clear_ranges();

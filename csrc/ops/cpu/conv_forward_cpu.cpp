@@ -8,6 +8,7 @@
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 
+#include "ops/cpu/bias.h"
 #include "ops/cpu/conv_kernels_cpu.h"
 #include "ops/cpu/conv_path.h"
 #include "ops/cpu/conv_taps.h"
@@ -58,12 +59,7 @@ void forward_gemm(const at::Tensor& input, const at::Tensor& weight, const at::T
       }
     }
   });
-  ScratchVector<T> b(bias ? s.OC : 0);
-  if (bias) {
-    const at::Tensor bc = bias->contiguous();
-    const S* bp = bc.const_data_ptr<S>();
-    for (int64_t i = 0; i < s.OC; ++i) b[i] = static_cast<T>(bp[i]);
-  }
+  const ScratchVector<T> b = bias_values<S, T>(bias, bias ? s.OC : 0);
 
   // Runs the GEMM with B gathered through make_src(g) over a grid of width GW
   // (the output's, or wider when overcomputing), storing columns x < OW.

@@ -7,12 +7,13 @@
 //   grad_in[c][t] = sum_k Wt[c][k] * col[k][t],  k = (output channel, tap)
 // with col gathered from grad_output exactly as the forward gathers input.
 // Phases are disjoint, so every output element is written once, with no
-// scatter-add and no races.
+// scatter-add and no races, and a bias (a transposed conv's) is added there.
 
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 
+#include "ops/cpu/bias.h"
 #include "ops/cpu/conv_kernels_cpu.h"
 #include "ops/cpu/conv_path.h"
 #include "ops/cpu/conv_taps.h"
@@ -41,8 +42,8 @@ struct Phase : PhaseTaps {      // the taps touching this phase
 // S: tensor element type, P: packed operand type, T: accumulator type.
 template <typename S, typename P, typename T>
 void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight,
-                     at::Tensor& grad_in, const ConvShape& s, CpuPath path,
-                     const UKernel<P, T>& uk) {
+                     const at::Tensor* bias, at::Tensor& grad_in, const ConvShape& s,
+                     CpuPath path, const UKernel<P, T>& uk) {
   const int64_t M = s.icg(), OCg = s.ocg();
   const int64_t KC = kc_block<P>(uk), Mp = round_up(M, uk.mr);
   const int64_t Q_per_image_max = ceil_div(s.H, s.sh) * ceil_div(s.W, s.sw);
@@ -106,6 +107,7 @@ void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight,
 
   const S* go = grad_out.const_data_ptr<S>();
   S* gi = grad_in.mutable_data_ptr<S>();
+  const ScratchVector<T> bv = bias_values<S, T>(bias, bias ? s.C : 0);
 
   at::parallel_for(0, tasks, grain_size(tasks, s), [&](int64_t begin, int64_t end) {
     TaskBuffers<P, T> buf(KC, plan);
@@ -126,15 +128,15 @@ void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight,
       dst.step_h = s.sh; dst.step_w = s.sw; dst.off_h = &ph.rh; dst.off_w = &ph.rw;
       const P* ap = a.ptr + ph.a_offset + g * Mp * Kp;
       const int64_t mc = std::min(plan.MC, M - m0), nq = std::min(plan.NC, Q - q0);
-      const T* no_bias = nullptr;
+      const T* bias_m = bias ? bv.data() + g * M + m0 : nullptr;
       if (staged) {
         gemm_task(uk, plan, K, KC, ap, Mp, staged_view(*staged, s.OC, g * OCg, ph.TH, tap_off),
-                  m0, mc, q0, nq, dst, no_bias, buf);
+                  m0, mc, q0, nq, dst, bias_m, buf);
       } else {
         GridView<const S> src = grid_view(go, grad_out, g * OCg);
         src.GH = ph.TH; src.GW = ph.TW;
         src.ntaps = nt; src.off_h = ph.off_h.data(); src.off_w = ph.off_w.data();
-        gemm_task(uk, plan, K, KC, ap, Mp, src, m0, mc, q0, nq, dst, no_bias, buf);
+        gemm_task(uk, plan, K, KC, ap, Mp, src, m0, mc, q0, nq, dst, bias_m, buf);
       }
     }
   });
@@ -142,10 +144,14 @@ void grad_input_gemm(const at::Tensor& grad_out, const at::Tensor& weight,
 
 }  // namespace
 
-void CpuKernels::grad_input(const at::Tensor& grad_out, const at::Tensor& weight,
-                            at::Tensor& grad_in, const ConvShape& s) {
+bool CpuKernels::grad_input(const at::Tensor& grad_out, const at::Tensor& weight,
+                            const at::Tensor* bias, at::Tensor& grad_in, const ConvShape& s) {
   tiles_new_op();  // before any AMX tile kernel runs (microkernel.h)
   const CpuPath path = select_path(ConvDirection::kGradInput, s, grad_out, grad_in);
+  // The GEMM paths add a bias in their store; the direct kernels do not.
+  const bool adds_bias = path == CpuPath::kNhwc || path == CpuPath::kGather ||
+                         path == CpuPath::kStaged;
+  if (bias && !adds_bias) return false;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, grad_out.scalar_type(),
                                   "convext_conv_grad_input_cpu", [&] {
     switch (path) {
@@ -156,13 +162,14 @@ void CpuKernels::grad_input(const at::Tensor& grad_out, const at::Tensor& weight
       case CpuPath::kSmallC: return small_c_grad_input(grad_out, weight, grad_in, s);
       case CpuPath::kGrouped:
         return grouped_grad_input<scalar_t>(grad_out, weight, grad_in, s);
-      case CpuPath::kNhwc: return nhwc_grad_input(grad_out, weight, grad_in, s);
+      case CpuPath::kNhwc: return nhwc_grad_input(grad_out, weight, bias, grad_in, s);
       default:
         return with_ukernel<scalar_t, true>([&](const auto& uk) {
-          grad_input_gemm<scalar_t>(grad_out, weight, grad_in, s, path, uk);
+          grad_input_gemm<scalar_t>(grad_out, weight, bias, grad_in, s, path, uk);
         });
     }
   });
+  return true;
 }
 
 }  // namespace cpu

@@ -16,6 +16,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "ops/cpu/bias.h"
 #include "ops/cpu/conv_kernels_cpu.h"
 #include "ops/cpu/conv_taps.h"
 #include "ops/cpu/copy_runs.h"
@@ -184,11 +185,7 @@ void depthwise_nhwc_forward(const at::Tensor& input, const at::Tensor& weight,
                             const at::Tensor* bias, at::Tensor& out, const ConvShape& s) {
   using T = at::opmath_type<S>;
   const ScratchVector<T> wt = taps_by_channel<S, T>(weight, s);
-  ScratchVector<T> b(s.C, T(0));
-  if (bias) {
-    const at::Tensor bc = bias->contiguous();
-    for (int64_t c = 0; c < s.C; ++c) b[c] = static_cast<T>(bc.const_data_ptr<S>()[c]);
-  }
+  const ScratchVector<T> b = bias_values<S, T>(bias, s.C);
   correlate_nhwc(input.const_data_ptr<S>(), input.strides(), wt.data(), b.data(),
                  out.mutable_data_ptr<S>(), out.strides(), s);
 }

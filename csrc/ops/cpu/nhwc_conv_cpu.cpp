@@ -16,6 +16,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "ops/cpu/bias.h"
 #include "ops/cpu/conv_kernels_cpu.h"
 #include "ops/cpu/conv_taps.h"
 #include "ops/cpu/gemm/gemm.h"
@@ -61,11 +62,7 @@ void forward_igemm(const at::Tensor& input, const at::Tensor& weight, const at::
   for (int64_t t = 0; t < s.taps(); ++t) toff[t] = (t / s.KW) * ws[2] + (t % s.KW) * ws[3];
   const PackedWeights<P> b(s.G, kb, N, uk.nr, uk.kr, weight.const_data_ptr<S>(), N * ws[0],
                            ws[0], ws[1], toff.data(), s);
-  ScratchVector<T> bv(bias ? s.OC : 0);
-  if (bias) {
-    const at::Tensor bc = bias->contiguous();
-    for (int64_t i = 0; i < s.OC; ++i) bv[i] = static_cast<T>(bc.const_data_ptr<S>()[i]);
-  }
+  const ScratchVector<T> bv = bias_values<S, T>(bias, bias ? s.OC : 0);
   const TapOffsets offs(s);
   GridView<const P> src = grid_view(as_packed<S, P>(input), input, 0);
   src.GH = s.OH; src.GW = s.OW; src.step_h = s.sh; src.step_w = s.sw;
@@ -75,9 +72,11 @@ void forward_igemm(const at::Tensor& input, const at::Tensor& weight, const at::
 }
 
 template <typename S, typename P, typename T>
-void grad_input_igemm(const at::Tensor& grad_out, const at::Tensor& weight, at::Tensor& grad_in,
-                      const ConvShape& s, const UKernelIgemm<P, T>& uk) {
+void grad_input_igemm(const at::Tensor& grad_out, const at::Tensor& weight,
+                      const at::Tensor* bias, at::Tensor& grad_in, const ConvShape& s,
+                      const UKernelIgemm<P, T>& uk) {
   const int64_t N = s.icg(), Cg = s.ocg();
+  const ScratchVector<T> bv = bias_values<S, T>(bias, bias ? s.C : 0);
   const auto ws = weight.strides();
   const DimPhases dims_h(s.H, s.OH, s.KH, s.sh, s.ph, s.dh);
   const DimPhases dims_w(s.W, s.OW, s.KW, s.sw, s.pw, s.dw);
@@ -95,8 +94,7 @@ void grad_input_igemm(const at::Tensor& grad_out, const at::Tensor& weight, at::
       src.ntaps = nt; src.off_h = ph.off_h.data(); src.off_w = ph.off_w.data();
       GridView<S> dst = grid_view(grad_in.mutable_data_ptr<S>(), grad_in, 0);
       dst.step_h = s.sh; dst.step_w = s.sw; dst.off_h = &rh; dst.off_w = &rw;
-      const T* no_bias = nullptr;
-      nhwc_igemm(uk, s.G, s.N, src, Cg, dst, N, N, kb, b, no_bias, s);
+      nhwc_igemm(uk, s.G, s.N, src, Cg, dst, N, N, kb, b, bias ? bv.data() : nullptr, s);
     }
   }
 }
@@ -270,11 +268,12 @@ void nhwc_forward(const at::Tensor& input, const at::Tensor& weight, const at::T
   });
 }
 
-void nhwc_grad_input(const at::Tensor& grad_out, const at::Tensor& weight, at::Tensor& grad_in,
-                     const ConvShape& s) {
+void nhwc_grad_input(const at::Tensor& grad_out, const at::Tensor& weight,
+                     const at::Tensor* bias, at::Tensor& grad_in, const ConvShape& s) {
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, grad_out.scalar_type(), "convext_nhwc_grad_input",
                                  [&] {
-    grad_input_igemm<scalar_t>(grad_out, weight, grad_in, s, *igemm_for<scalar_t>(s.icg()));
+    grad_input_igemm<scalar_t>(grad_out, weight, bias, grad_in, s,
+                               *igemm_for<scalar_t>(s.icg()));
   });
 }
 

@@ -16,8 +16,9 @@ int igemm_nr(at::ScalarType t);
 
 void nhwc_forward(const at::Tensor& input, const at::Tensor& weight, const at::Tensor* bias,
                   at::Tensor& out, const ConvShape& s);
+// grad_input with a bias (null: none), added in the store.
 void nhwc_grad_input(const at::Tensor& grad_out, const at::Tensor& weight,
-                     at::Tensor& grad_in, const ConvShape& s);
+                     const at::Tensor* bias, at::Tensor& grad_in, const ConvShape& s);
 void nhwc_grad_weight(const at::Tensor& grad_out, const at::Tensor& input, at::Tensor& grad_w,
                       const ConvShape& s);
 

@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "ops/cpu/bias.h"
 #include "ops/cpu/conv_kernels_cpu.h"
 #include "ops/cpu/gemm/gemm.h"
 #include "ops/cpu/gemm/grid.h"
@@ -69,11 +70,7 @@ void forward_impl(const at::Tensor& input, const at::Tensor& weight, const at::T
           a.ptr[(m / MR) * K * MR + k * MR + m % MR] =
               m < M ? static_cast<T>(w[m * ws[0] + c * ws[1] + kh * ws[2] + kw * ws[3]]) : T(0);
         }
-  ScratchVector<T> b(M, T(0));
-  if (bias) {
-    const at::Tensor bc = bias->contiguous();
-    for (int64_t m = 0; m < M; ++m) b[m] = static_cast<T>(bc.const_data_ptr<S>()[m]);
-  }
+  const ScratchVector<T> b = bias_values<S, T>(bias, M);
 
   // Output rows per task: a band of 8 shares its input rows when strides are
   // shorter than the kernel; otherwise rows share nothing (and a huge

@@ -234,11 +234,13 @@ bool grad_input_mma(const at::Tensor& grad_out, const at::Tensor& weight, at::Te
 
 }  // namespace
 
-void CudaKernels::grad_input(const at::Tensor& grad_out, const at::Tensor& weight,
-                             at::Tensor& grad_in, const ConvShape& s) {
+bool CudaKernels::grad_input(const at::Tensor& grad_out, const at::Tensor& weight,
+                             const at::Tensor* bias, at::Tensor& grad_in, const ConvShape& s) {
+  // No CUDA epilogue adds a bias here yet: ConvOps adds it (see conv_ops.h).
+  if (bias) return false;
   if (s.depthwise()) {
     depthwise_grad_input(grad_out, weight, grad_in, s);
-    return;
+    return true;
   }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, grad_out.scalar_type(),
                                   "convext_conv_grad_input_cuda",
@@ -246,6 +248,7 @@ void CudaKernels::grad_input(const at::Tensor& grad_out, const at::Tensor& weigh
                                     if (!grad_input_mma<scalar_t>(grad_out, weight, grad_in, s))
                                       grad_input_gemm<scalar_t>(grad_out, weight, grad_in, s);
                                   });
+  return true;
 }
 
 }  // namespace cuda

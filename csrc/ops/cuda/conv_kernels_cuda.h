@@ -15,8 +15,8 @@ struct CudaKernels {
   static auto device_guard(const at::Tensor& t) { return cuda::device_guard(t); }
   static void forward(const at::Tensor& input, const at::Tensor& weight,
                       const at::Tensor* bias, at::Tensor& out, const ConvShape& s);
-  static void grad_input(const at::Tensor& grad_out, const at::Tensor& weight,
-                         at::Tensor& grad_in, const ConvShape& s);
+  static bool grad_input(const at::Tensor& grad_out, const at::Tensor& weight,
+                         const at::Tensor* bias, at::Tensor& grad_in, const ConvShape& s);
   static void grad_weight(const at::Tensor& grad_out, const at::Tensor& input,
                           at::Tensor& grad_w, const ConvShape& s);
   static void grad_bias(const at::Tensor& grad_out, at::Tensor& grad_b);
