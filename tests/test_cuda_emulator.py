@@ -309,6 +309,34 @@ def test_cuda_kernels_match_torch(emu, name, dtype):
         emu.set_int32_index_limit(2 ** 30 - 1)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=lambda t: str(t)[6:])
+@pytest.mark.parametrize("name", ["plain_cl", "extra_rows", "depthwise"])
+def test_grad_input_with_bias(emu, name, dtype):
+    """grad_input with a bias (a transposed conv's, one per input channel): no
+    CUDA kernel adds it in its store yet, so the op plumbing (conv_ops.h) sums
+    in float32 and adds it there, rounding once. Against float64, with a bias
+    of minus each channel's mean, so that results cancel."""
+    case = CASES[name]
+    x, w, _, params = case_tensors(case, dtype)
+    d = case.conv.dims
+    go = lay_out(torch.rand(getattr(F, f"conv{d}d")(x, w, None, *params).shape,
+                            generator=torch.Generator().manual_seed(1),
+                            dtype=torch.float64).to(dtype), case.layout)
+    w64, go64 = w.double(), go.double()
+    in_size = grad_input_size(case, x, go.shape, params)
+    in_fn = getattr(nn_grad, f"conv{d}d_input")
+    ref = in_fn(in_size, w64, go64, *params)
+    dims = [0] + list(range(2, ref.dim()))
+    b = -ref.mean(dims).to(dtype)
+    view = [1, -1] + [1] * d
+    ref = ref + b.double().view(view)
+    mag = in_fn(in_size, w64.abs(), go64.abs(), *params) + b.double().abs().view(view)
+    got = getattr(emu, f"conv{d}d_grad_input")(go, lay_out(w, case.layout), in_size, *params,
+                                               bias=b)
+    k = case.conv.OC // case.conv.groups * math.prod(case.conv.kernel) + 1
+    assert_within(got, ref, mag, k, dtype, "grad_input with bias")
+
+
 @pytest.mark.parametrize("name", ["depthwise_split", "dw3_cl", "dw1d_causal_k4_cl"])
 def test_depthwise_same_bits_on_any_gpu(emu, name):
     """Depthwise forward, grad_input and grad_weight give the same bits on
