@@ -69,16 +69,68 @@ def test_matches_torch(case, dtype):
     assert_close_to_torch(case.dims, x, w, b, **case.conv_kwargs)
 
 
+AMX = "amx" in convext.cpu_isa()
+
+
+def forward_path(x, w, out):
+    """small_c_tiles (small_c_tiles_cpu.cpp) for a bfloat16 forward on AMX
+    with channels innermost in and out and 16+ output channels; else small_c."""
+    tiles = (AMX and x.dtype == torch.bfloat16 and x.stride(1) == 1 and out.stride(1) == 1
+             and w.shape[0] >= 16)
+    return "small_c_tiles" if tiles else "small_c"
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("case", [c for c in CASES if c.dims == 2], ids=case_id)
 def test_channels_last(case, dtype):
     x, w, b = case.make(dtype)
     x = x.contiguous(memory_format=torch.channels_last)
     st, pd, dl, _ = case.op_params()
-    assert cpu_paths(x, w, 2, st, pd, dl) == ("small_c",) * 3
+    expected = forward_path(x, w, F.conv2d(x, w, **case.conv_kwargs))
+    assert cpu_paths(x, w, 2, st, pd, dl) == (expected, "small_c", "small_c")
     out = assert_close_to_torch(2, x, w, b, **case.conv_kwargs)
     # torch's layout (channels_last, except a 1-channel input stays NCHW)
     assert out.stride() == F.conv2d(x, w, b, **case.conv_kwargs).stride()
+
+
+TILE_CASES = [
+    # the ResNet stem, cut down; 2 column blocks of 32
+    ConvCase(2, 2, 3, 64, (23, 37), (7, 7), stride=2, padding=3),
+    # OC not a multiple of 32 (17: half a column block and one more)
+    ConvCase(2, 3, 3, 17, (9, 11), (3, 3), padding=1),
+    ConvCase(2, 1, 2, 40, (13, 10), (5, 3), stride=(2, 3), padding=(2, 1)),
+    # K = 4*16*16 = 1024: more than one K block of the tile kernel
+    ConvCase(2, 1, 4, 32, (20, 19), (16, 16), padding=3),
+    # 1x1: K = C, one 32-k chunk, mostly zero
+    ConvCase(2, 2, 3, 16, (6, 7), (1, 1)),
+    # dilation (a window row is not one run), stride > kernel, padding past the input
+    ConvCase(2, 2, 3, 24, (17, 19), (2, 3), stride=(3, 4), dilation=(3, 2), padding=(1, 2)),
+    ConvCase(2, 2, 3, 16, (4, 5), (3, 3), stride=2, padding=5),
+]
+
+
+@pytest.mark.skipif(not AMX, reason="needs AMX tiles (small_c_tiles)")
+@pytest.mark.parametrize("case", TILE_CASES, ids=case_id)
+def test_tiles_forward(case):
+    """The bfloat16 forward on AMX tiles: values (and the small_c backward)
+    against float64, channels_last in and out, including a width-strided
+    input (each window run read value by value) and an empty batch."""
+    x, w, b = case.make(torch.bfloat16)
+    x = x.contiguous(memory_format=torch.channels_last)
+    st, pd, dl, _ = case.op_params()
+    assert cpu_paths(x, w, 2, st, pd, dl)[0] == "small_c_tiles"
+    out = assert_close_to_torch(2, x, w, b, **case.conv_kwargs)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    wide = torch.zeros(*x.shape[:3], 2 * x.shape[3], dtype=x.dtype).contiguous(
+        memory_format=torch.channels_last)
+    wide[..., ::2] = x
+    strided = wide[..., ::2]
+    assert strided.stride(1) == 1 and strided.stride(3) == 2 * x.shape[1]
+    assert cpu_paths(strided, w, 2, st, pd, dl)[0] == "small_c_tiles"
+    torch.testing.assert_close(convext.conv2d(strided, w, b, **case.conv_kwargs), out,
+                               atol=0, rtol=0)
+    empty = x[:0]
+    assert convext.conv2d(empty, w, b, **case.conv_kwargs).shape == (0, *out.shape[1:])
 
 
 def test_non_contiguous_and_empty_batch():

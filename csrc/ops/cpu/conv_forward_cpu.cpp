@@ -126,6 +126,7 @@ void CpuKernels::forward(const at::Tensor& input, const at::Tensor& weight,
       case CpuPath::kDepthwiseNhwc:
         return depthwise_nhwc_forward<scalar_t>(input, weight, bias, out, s);
       case CpuPath::kDepthwise: return depthwise_forward<scalar_t>(input, weight, bias, out, s);
+      case CpuPath::kSmallCTiles: return small_c_tiles_forward(input, weight, bias, out, s);
       case CpuPath::kSmallC: return small_c_forward(input, weight, bias, out, s);
       case CpuPath::kGrouped: return grouped_forward<scalar_t>(input, weight, bias, out, s);
       case CpuPath::kNhwc: return nhwc_forward(input, weight, bias, out, s);

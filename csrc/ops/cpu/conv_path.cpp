@@ -88,7 +88,10 @@ CpuPath select_path(ConvDirection dir, const ConvShape& s, const at::Tensor& a,
     return depthwise_nhwc_applies(a, b, s) ? CpuPath::kDepthwiseNhwc : CpuPath::kDepthwise;
   // Few input channels: the GEMM paths' panels and packing are sized for
   // long reductions and wide channel runs (the RGB stem ran 2-8x native).
-  if (small_c_applies(s)) return CpuPath::kSmallC;
+  if (small_c_applies(s)) {
+    return dir == ConvDirection::kForward && small_c_tiles_apply(s, a, b) ? CpuPath::kSmallCTiles
+                                                                         : CpuPath::kSmallC;
+  }
   // Small groups: the direct grouped conv, before the GEMMs whose tiles a
   // group of a few channels leaves mostly empty.
   if (grouped_applies(dir, s, a.scalar_type(), channels_innermost(a))) return CpuPath::kGrouped;
@@ -105,6 +108,7 @@ const char* path_name(CpuPath path) {
   switch (path) {
     case CpuPath::kDepthwiseNhwc: return "depthwise_nhwc";
     case CpuPath::kDepthwise: return "depthwise";
+    case CpuPath::kSmallCTiles: return "small_c_tiles";
     case CpuPath::kSmallC: return "small_c";
     case CpuPath::kGrouped: return "grouped";
     case CpuPath::kNhwc: return "nhwc";

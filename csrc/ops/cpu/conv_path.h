@@ -7,6 +7,9 @@
 //                   innermost (unit channel stride): vectorised over channels
 //   depthwise       other depthwise-style convs whose padding is small next
 //                   to the sizes: phase-split zero-padded planes
+//   small_c_tiles   forward, bfloat16 on AMX, where small_c applies and input
+//                   and output have channels innermost: im2col panels of
+//                   whole kernel-row runs on the tiles (small_c_tiles_cpu.cpp)
 //   small_c         groups == 1 and at most 4 input channels (image stems,
 //                   waveform front ends), every direction and layout: short
 //                   reductions with dedicated packing (small_c_conv_cpu.h)
@@ -41,7 +44,7 @@ namespace convext {
 namespace cpu {
 
 enum class CpuPath {
-  kDepthwiseNhwc, kDepthwise, kSmallC, kGrouped, kNhwc, kPointwise, kStaged, kGather
+  kDepthwiseNhwc, kDepthwise, kSmallCTiles, kSmallC, kGrouped, kNhwc, kPointwise, kStaged, kGather
 };
 enum class ConvDirection { kForward, kGradInput, kGradWeight };
 

@@ -38,6 +38,12 @@ bool small_c_applies(const ConvShape& s);
 
 void small_c_forward(const at::Tensor& input, const at::Tensor& weight, const at::Tensor* bias,
                      at::Tensor& out, const ConvShape& s);
+// The forward in bfloat16 on AMX tiles (small_c_tiles_cpu.cpp), taken where
+// small_c applies, an AMX tile kernel exists, input and output have channels
+// innermost and OC fills half a tile.
+bool small_c_tiles_apply(const ConvShape& s, const at::Tensor& input, const at::Tensor& out);
+void small_c_tiles_forward(const at::Tensor& input, const at::Tensor& weight,
+                           const at::Tensor* bias, at::Tensor& out, const ConvShape& s);
 void small_c_grad_input(const at::Tensor& grad_out, const at::Tensor& weight,
                         at::Tensor& grad_in, const ConvShape& s);
 void small_c_grad_weight(const at::Tensor& grad_out, const at::Tensor& input,
