@@ -105,3 +105,33 @@ def test_channels_last_independent_of_threads(dtype):
         torch.set_num_threads(before)
     for a, c in zip(*results):
         assert torch.equal(a, c)
+
+
+AMX = "amx" in __import__("convext").cpu_isa()
+FUSED_CASES = [
+    # (case, forward path): groups of 16 channels fuse in pairs on AMX
+    (ConvCase(2, 2, 32, 32, (7, 9), (3, 3), padding=1, groups=2), "nhwc"),
+    (ConvCase(2, 2, 128, 128, (6, 5), (3, 3), padding=1, groups=8), "nhwc"),  # ResNeXt's later
+    (ConvCase(2, 2, 64, 48, (9, 11), (3, 3), stride=2, padding=1, groups=4), "nhwc"),  # ocg 12
+    (ConvCase(2, 2, 64, 64, (5, 6), (1, 1), groups=4, bias=False), "nhwc"),
+    (ConvCase(2, 0, 64, 64, (5, 5), (3, 3), padding=1, groups=4), "empty"),  # empty batch
+    # not fused: an odd group count (unfused nhwc), too few output channels
+    # to fill half a tile
+    (ConvCase(2, 2, 48, 48, (6, 7), (3, 3), padding=1, groups=3), "nhwc"),
+    (ConvCase(2, 2, 64, 16, (6, 7), (3, 3), padding=1, groups=4), "staged"),
+]
+
+
+@pytest.mark.skipif(not AMX, reason="needs AMX tiles (fused groups)")
+@pytest.mark.parametrize("case,path", FUSED_CASES, ids=[case_id(c) for c, _ in FUSED_CASES])
+def test_fused_groups_forward(case, path):
+    """bfloat16 groups of 16 channels run in pairs, as one group with a
+    block-diagonal weight (nhwc_fused_groups): the forward's path, values
+    and gradients against float64; an NCHW or contiguous weight alike."""
+    from convext import _C
+    x, w, b = case.make(torch.bfloat16)
+    x = _channels_last(x)
+    st, pd, dl, g = case.op_params()
+    assert _C.cpu_path("conv2d", x, w, [], st, pd, dl, g) == path
+    for weight in (w, _channels_last(w)):
+        assert_close_to_torch(2, x, weight, b, grad_output=_cl_grad_output, **case.conv_kwargs)

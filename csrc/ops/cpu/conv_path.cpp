@@ -94,6 +94,9 @@ CpuPath select_path(ConvDirection dir, const ConvShape& s, const at::Tensor& a,
   }
   // Small groups: the direct grouped conv, before the GEMMs whose tiles a
   // group of a few channels leaves mostly empty.
+  // Groups the NHWC forward fuses in pairs to fill AMX tiles (nhwc_conv_cpu.h).
+  if (dir == ConvDirection::kForward && channels_innermost(a) && nhwc_fused_groups(s, a) > 1)
+    return CpuPath::kNhwc;
   if (grouped_applies(dir, s, a.scalar_type(), channels_innermost(a))) return CpuPath::kGrouped;
   if (nhwc_applies(dir, s, a, b)) return CpuPath::kNhwc;
   switch (dir) {

@@ -13,6 +13,7 @@
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 
+#include <array>
 #include <type_traits>
 #include <vector>
 
@@ -52,16 +53,43 @@ const P* as_packed(const at::Tensor& t) {
   return reinterpret_cast<const P*>(t.const_data_ptr<S>());
 }
 
+// The weight of F fused groups (nhwc_fused_groups) as (OC, F*icg, KH, KW),
+// contiguous: block-diagonal within each fused group, zero elsewhere.
+template <typename S>
+ScratchVector<S> fused_group_weight(const at::Tensor& weight, const ConvShape& s, int64_t F) {
+  const int64_t icg = s.icg(), ocg = s.ocg(), taps = s.taps(), Cf = F * icg;
+  ScratchVector<S> wf(s.OC * Cf * taps, S(0.0f));
+  const S* w = weight.const_data_ptr<S>();
+  const auto ws = weight.strides();
+  std::vector<int64_t> toff(taps);
+  for (int64_t t = 0; t < taps; ++t) toff[t] = (t / s.KW) * ws[2] + (t % s.KW) * ws[3];
+  for (int64_t j = 0; j < s.OC; ++j) {
+    const int64_t first = ((j / ocg) % F) * icg;  // its group's channels in the fused group
+    for (int64_t t = 0; t < taps; ++t)
+      for (int64_t c = 0; c < icg; ++c)
+        wf[(j * Cf + first + c) * taps + t] = w[j * ws[0] + c * ws[1] + toff[t]];
+  }
+  return wf;
+}
+
 template <typename S, typename P, typename T>
 void forward_igemm(const at::Tensor& input, const at::Tensor& weight, const at::Tensor* bias,
-                   at::Tensor& out, const ConvShape& s, const UKernelIgemm<P, T>& uk) {
+                   at::Tensor& out, const ConvShape& conv, const UKernelIgemm<P, T>& uk) {
+  const int64_t F = nhwc_fused_groups(conv, input);
+  ConvShape s = conv;
+  s.G /= F;
+  const ScratchVector<S> wf = F > 1 ? fused_group_weight<S>(weight, conv, F) : ScratchVector<S>();
+  const S* wp = F > 1 ? wf.data() : weight.const_data_ptr<S>();
+  const std::array<int64_t, 4> ws =
+      F > 1 ? std::array<int64_t, 4>{s.icg() * s.taps(), s.taps(), s.KW, 1}
+            : std::array<int64_t, 4>{weight.stride(0), weight.stride(1), weight.stride(2),
+                                     weight.stride(3)};
   const int64_t N = s.ocg(), Cg = s.icg();
   const KBlocks kb(s.taps(), Cg, kc_block(uk), k_pad(uk));
-  const auto ws = weight.strides();
   std::vector<int64_t> toff(s.taps());
   for (int64_t t = 0; t < s.taps(); ++t) toff[t] = (t / s.KW) * ws[2] + (t % s.KW) * ws[3];
-  const PackedWeights<P> b(s.G, kb, N, uk.nr, uk.kr, weight.const_data_ptr<S>(), N * ws[0],
-                           ws[0], ws[1], toff.data(), s);
+  const PackedWeights<P> b(s.G, kb, N, uk.nr, uk.kr, wp, N * ws[0], ws[0], ws[1], toff.data(),
+                           s);
   const ScratchVector<T> bv = bias_values<S, T>(bias, bias ? s.OC : 0);
   const TapOffsets offs(s);
   GridView<const P> src = grid_view(as_packed<S, P>(input), input, 0);
@@ -251,6 +279,14 @@ void grad_weight_packed(const at::Tensor& grad_out, const at::Tensor& input, at:
 }
 
 }  // namespace
+
+int64_t nhwc_fused_groups(const ConvShape& s, const at::Tensor& input) {
+  const auto& tiles = ukernels().bf16_igemm_tiles;
+  if (input.scalar_type() != at::kBFloat16 || !tiles.fn || s.G < 2 || s.depthwise()) return 1;
+  const int64_t F = tiles.ka / s.icg();
+  return F == 2 && s.icg() * F == tiles.ka && s.G % F == 0 && 2 * s.ocg() * F >= tiles.nr ? F
+                                                                                           : 1;
+}
 
 int igemm_nr(at::ScalarType t) {
   switch (t) {

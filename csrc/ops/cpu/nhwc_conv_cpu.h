@@ -14,6 +14,14 @@ namespace cpu {
 // none. select_path (conv_path.cpp) takes this path only where it is > 0.
 int igemm_nr(at::ScalarType t);
 
+// How many groups the forward fuses into one (1: none). On AMX a bfloat16
+// group of half a tile's 32-channel chunk (16 channels, ResNeXt's later
+// stages) runs two at a time, as one group of 32 channels in and 2*ocg out
+// with a block-diagonal weight: each A tile is a run of 32 channels read in
+// place, for twice the multiply-adds (the tiles are 3x faster than the
+// grouped direct kernel). `input`: the forward's source, channels innermost.
+int64_t nhwc_fused_groups(const ConvShape& s, const at::Tensor& input);
+
 void nhwc_forward(const at::Tensor& input, const at::Tensor& weight, const at::Tensor* bias,
                   at::Tensor& out, const ConvShape& s);
 // grad_input with a bias (null: none), added in the store.

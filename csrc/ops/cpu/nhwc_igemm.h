@@ -150,21 +150,37 @@ void nhwc_igemm(const UKernelIgemm<P, T>& uk, int64_t G, int64_t Nimg,
     Scratch<T> c(plan.MC * plan.NC);
     std::vector<const P*> rows(plan.MC * max_ks);
     std::vector<Pixel> pix;
+    // The pixels (and, with one K block, the row pointers) of the previous
+    // task: tasks run the groups of a pixel block one after the other, and
+    // a group's rows are the previous group's moved by src_g.
+    int64_t last_q0 = -1, last_g = 0;
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t g = task / plan.tasks_per_group();
-      const int64_t mb = (task / plan.n_blocks) % plan.m_blocks, nb = task % plan.n_blocks;
+      const int64_t g = task % G, rest = task / G;  // groups fastest
+      const int64_t mb = rest / plan.n_blocks, nb = rest % plan.n_blocks;
       const int64_t q0 = mb * plan.MC, mq = std::min(plan.MC, Q - q0);
       const int64_t j0 = nb * plan.NC, nj = std::min(plan.NC, N - j0);
       const int64_t mp = ceil_div(mq, mr), np = ceil_div(nj, nr);
-      pix.clear();
-      for (int64_t i = 0; i < mq; ++i) pix.emplace_back(q0 + i, GH, GW);
+      const bool same_pixels = q0 == last_q0;
+      if (!same_pixels) {
+        pix.clear();
+        for (int64_t i = 0; i < mq; ++i) pix.emplace_back(q0 + i, GH, GW);
+      }
       const P* in = src.base + g * src_g;
+      const bool moved_rows = same_pixels && kb.blocks.size() == 1;
+      if (moved_rows && g != last_g) {
+        const int64_t delta = (g - last_g) * src_g;
+        const int64_t n_rows = mp * (kb.blocks[0].t1 - kb.blocks[0].t0) * mr;
+        for (int64_t r = 0; r < n_rows; ++r)
+          if (rows[r] != zero.data()) rows[r] += delta;
+      }
+      last_q0 = q0;
+      last_g = g;
 
       for (size_t bi = 0; bi < kb.blocks.size(); ++bi) {
         const KBlock& blk = kb.blocks[bi];
         const int64_t ks = blk.t1 - blk.t0, kcR = round_up(blk.kc, k_pad(uk));
         // Row pointers, per panel of mr pixels: rows[(ip*ks + tt)*mr + i].
-        for (int64_t ip = 0; ip < mp; ++ip) {
+        for (int64_t ip = 0; ip < mp && !moved_rows; ++ip) {
           for (int64_t tt = 0; tt < ks; ++tt) {
             const int64_t t = blk.t0 + tt;
             for (int64_t i = 0; i < mr; ++i) {
