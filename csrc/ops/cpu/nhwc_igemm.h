@@ -118,6 +118,15 @@ struct Pixel {
   int64_t n, y, x;
   Pixel(int64_t q, int64_t GH, int64_t GW)
       : n(q / (GH * GW)), y((q / GW) % GH), x(q % GW) {}
+  // The next pixel q + 1, without a division.
+  Pixel next(int64_t GH, int64_t GW) const {
+    Pixel p = *this;
+    if (++p.x == GW) {
+      p.x = 0;
+      if (++p.y == GH) p.y = 0, ++p.n;
+    }
+    return p;
+  }
 };
 
 // dst(q, j) = bias[j] + sum_{t, c} src(q, t, c) * B_g[(t, c)][j] for every
@@ -150,6 +159,8 @@ void nhwc_igemm(const UKernelIgemm<P, T>& uk, int64_t G, int64_t Nimg,
     Scratch<T> c(plan.MC * plan.NC);
     std::vector<const P*> rows(plan.MC * max_ks);
     std::vector<Pixel> pix;
+    // Per pixel: its offset in src at tap offset (0, 0), and that position.
+    std::vector<int64_t> pix_off, pix_y, pix_x;
     // The pixels (and, with one K block, the row pointers) of the previous
     // task: tasks run the groups of a pixel block one after the other, and
     // a group's rows are the previous group's moved by src_g.
@@ -163,7 +174,16 @@ void nhwc_igemm(const UKernelIgemm<P, T>& uk, int64_t G, int64_t Nimg,
       const bool same_pixels = q0 == last_q0;
       if (!same_pixels) {
         pix.clear();
-        for (int64_t i = 0; i < mq; ++i) pix.emplace_back(q0 + i, GH, GW);
+        pix_off.clear();
+        pix_y.clear();
+        pix_x.clear();
+        for (int64_t i = 0; i < mq; ++i) {
+          pix.push_back(i == 0 ? Pixel(q0, GH, GW) : pix.back().next(GH, GW));
+          const Pixel& px = pix.back();
+          pix_y.push_back(px.y * src.step_h);
+          pix_x.push_back(px.x * src.step_w);
+          pix_off.push_back(px.n * src.sn + pix_y.back() * src.sh + pix_x.back() * src.sw);
+        }
       }
       const P* in = src.base + g * src_g;
       const bool moved_rows = same_pixels && kb.blocks.size() == 1;
@@ -180,19 +200,18 @@ void nhwc_igemm(const UKernelIgemm<P, T>& uk, int64_t G, int64_t Nimg,
         const KBlock& blk = kb.blocks[bi];
         const int64_t ks = blk.t1 - blk.t0, kcR = round_up(blk.kc, k_pad(uk));
         // Row pointers, per panel of mr pixels: rows[(ip*ks + tt)*mr + i].
-        for (int64_t ip = 0; ip < mp && !moved_rows; ++ip) {
-          for (int64_t tt = 0; tt < ks; ++tt) {
-            const int64_t t = blk.t0 + tt;
-            for (int64_t i = 0; i < mr; ++i) {
-              const P*& r = rows[(ip * ks + tt) * mr + i];
-              r = zero.data();
-              if (ip * mr + i >= mq) continue;
-              const Pixel& px = pix[ip * mr + i];
-              const int64_t y = px.y * src.step_h + src.toff_h(t);
-              const int64_t x = px.x * src.step_w + src.toff_w(t);
-              if (y >= 0 && y < src.H && x >= 0 && x < src.W)
-                r = in + px.n * src.sn + y * src.sh + x * src.sw + blk.c0;
+        for (int64_t tt = 0; tt < ks && !moved_rows; ++tt) {
+          const int64_t dy = src.toff_h(blk.t0 + tt), dx = src.toff_w(blk.t0 + tt);
+          const P* tap = in + dy * src.sh + dx * src.sw + blk.c0;
+          for (int64_t ip = 0; ip < mp; ++ip) {
+            const P** r = rows.data() + (ip * ks + tt) * mr;
+            const int64_t n = std::min<int64_t>(mr, mq - ip * mr);
+            for (int64_t i = 0; i < n; ++i) {
+              const int64_t q = ip * mr + i, y = pix_y[q] + dy, x = pix_x[q] + dx;
+              const bool inside = uint64_t(y) < uint64_t(src.H) && uint64_t(x) < uint64_t(src.W);
+              r[i] = inside ? tap + pix_off[q] : zero.data();
             }
+            for (int64_t i = n; i < mr; ++i) r[i] = zero.data();
           }
         }
         const P* bp = b.buf.ptr + g * b.group + blk.row * b.Np + (j0 / nr) * ks * kcR * nr;

@@ -120,14 +120,7 @@ void small_c_tiles_forward(const at::Tensor& input, const at::Tensor& weight,
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t q0 = p * mr, m = std::min<int64_t>(mr, Q - q0);
       pix.assign(1, Pixel(q0, s.OH, s.OW));
-      for (int64_t i = 1; i < m; ++i) {  // the next pixel, without a division
-        Pixel px = pix.back();
-        if (++px.x == s.OW) {
-          px.x = 0;
-          if (++px.y == s.OH) px.y = 0, ++px.n;
-        }
-        pix.push_back(px);
-      }
+      for (int64_t i = 1; i < m; ++i) pix.push_back(pix.back().next(s.OH, s.OW));
       for (int64_t i = 0; i < m; ++i) im2col_row(in, is, s, pix[i], Kp, a.ptr + i * Kp);
       for (size_t bi = 0; bi < kb.blocks.size(); ++bi) {
         const KBlock& blk = kb.blocks[bi];
