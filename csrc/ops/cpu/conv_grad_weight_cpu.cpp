@@ -63,10 +63,13 @@ struct GradWeightViews {
 // Runs an NCHW weight-gradient GEMM planned by `red`: each split of each
 // tile is summed in reduction blocks of KC by block(buf, views, tile, r0,
 // len, c, accumulate), buf holding the thread's packing buffers (a: MC x KC,
-// b: NC x KC of P) and views the tile's group's rows.
+// b: NC x KC of P) and views the tile's group's rows. `transposed`: the
+// GEMM's rows are the weight's columns k and its columns the output
+// channels (C = grad_w^T).
 template <typename S, typename P, typename T, class Block>
 void run_grad_weight(const at::Tensor& grad_out, const at::Tensor& input, at::Tensor& grad_w,
-                     const ConvShape& s, SplitReduction<T>& red, int64_t KC, Block block) {
+                     const ConvShape& s, SplitReduction<T>& red, int64_t KC, Block block,
+                     bool transposed = false) {
   const TilePlan& plan = red.plan;
   const TapOffsets offs(s);
   const S* go = grad_out.const_data_ptr<S>();
@@ -82,7 +85,19 @@ void run_grad_weight(const at::Tensor& grad_out, const at::Tensor& input, at::Te
     for (int64_t r0 = r_begin; r0 < r_end; r0 += KC)
       block(buf, v, t, r0, std::min(KC, r_end - r0), c, r0 > r_begin);
   }, [&](const OutTile& t, const T* c) {
-    store_weight_tile(t, c, plan.NC, s.ocg(), gw, grad_w.strides(), s.KW, nchw_col(s));
+    if (!transposed) {
+      store_weight_tile(t, c, plan.NC, s.ocg(), gw, grad_w.strides(), s.KW, nchw_col(s));
+      return;
+    }
+    const auto ws = grad_w.strides();
+    const auto col = nchw_col(s);
+    for (int64_t i = 0; i < t.mc; ++i) {  // C row i: weight column k = m0 + i
+      int64_t ic, tap;
+      col(t.m0 + i, ic, tap);
+      S* out = gw + (t.g * s.ocg() + t.n0) * ws[0] + ic * ws[1] + (tap / s.KW) * ws[2] +
+               (tap % s.KW) * ws[3];
+      for (int64_t j = 0; j < t.nc; ++j) out[j * ws[0]] = static_cast<S>(c[i * plan.NC + j]);
+    }
   });
 }
 
@@ -106,26 +121,37 @@ void grad_weight_dot(const at::Tensor& grad_out, const at::Tensor& input, at::Te
   });
 }
 
-// Outer-product plan (the dtypes without a dot kernel): both operands packed
-// as microkernel panels, transposed from the tensors.
+// Outer-product plan (the dtypes without a dot kernel, and AMX tiles): both
+// operands packed as microkernel panels, transposed from the tensors.
+// `transposed` (the tile kernel): grad_w^T = col x grad_out^T, so that the
+// im2col rows, K = C*taps of them, are the A panels (runs of the tile's 32
+// positions copied whole) and only grad_out, OC rows, is dealt out into B's
+// pairs; the other way round every im2col value went into a pair panel on
+// its own (4-byte moves: two thirds of a 64-channel 3x3 layer's
+// grad_weight). Its row blocks keep at least 6 tiles, since B is dealt out
+// again for each.
 // S: tensor element type, P: packed operand type, T: accumulator type.
 template <typename S, typename P, typename T>
 void grad_weight_gemm(const at::Tensor& grad_out, const at::Tensor& input,
-                      at::Tensor& grad_w, const ConvShape& s, const UKernel<P, T>& uk) {
-  const int64_t M = s.ocg(), N = s.icg() * s.taps(), R = s.N * s.OH * s.OW;
+                      at::Tensor& grad_w, const ConvShape& s, const UKernel<P, T>& uk,
+                      bool transposed = false) {
+  const int64_t OCg = s.ocg(), Kw = s.icg() * s.taps(), R = s.N * s.OH * s.OW;
+  const int64_t M = transposed ? Kw : OCg, N = transposed ? OCg : Kw;
   const int64_t KC = kc_block(uk);
   SplitReduction<T> red(s.G, M, N, R, nchw_cut(grad_out, KC, 4 * KC), uk.mr, uk.nr,
-                        l2_block<P>(KC, uk.mr), l2_block<P>(KC, uk.nr));
+                        transposed ? a_block_rows(uk, KC) : l2_block<P>(KC, uk.mr),
+                        l2_block<P>(KC, uk.nr), transposed ? 6 * uk.mr : 0);
   const int64_t ldc = red.plan.NC;
   run_grad_weight<S, P>(grad_out, input, grad_w, s, red, KC,
                         [&](auto& buf, const GradWeightViews<S>& v, const OutTile& t, int64_t r0,
                             int64_t kc, T* c, bool accumulate) {
-    pack_col_panels(v.go, t.m0, t.mc, r0, kc, uk.mr, a_interleave(uk), buf.a.ptr, buf.segs,
-                    k_pad(uk));
-    pack_col_panels(v.in, t.n0, t.nc, r0, kc, uk.nr, uk.kr, buf.b.ptr, buf.segs, k_pad(uk));
+    pack_col_panels(transposed ? v.in : v.go, t.m0, t.mc, r0, kc, uk.mr, a_interleave(uk),
+                    buf.a.ptr, buf.segs, k_pad(uk));
+    pack_col_panels(transposed ? v.go : v.in, t.n0, t.nc, r0, kc, uk.nr, uk.kr, buf.b.ptr,
+                    buf.segs, k_pad(uk));
     gemm_tiles(uk, kc, buf.a.ptr, ceil_div(t.mc, uk.mr), buf.b.ptr, ceil_div(t.nc, uk.nr), c,
                ldc, accumulate);
-  });
+  }, transposed);
 }
 
 }  // namespace
@@ -148,7 +174,8 @@ void CpuKernels::grad_weight(const at::Tensor& grad_out, const at::Tensor& input
       default:
         if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) {
           if (ukernels().bf16_tiles.fn)  // AMX: outer products on tiles beat dot products
-            return grad_weight_gemm<scalar_t>(grad_out, input, grad_w, s, ukernels().bf16_tiles);
+            return grad_weight_gemm<scalar_t>(grad_out, input, grad_w, s, ukernels().bf16_tiles,
+                                              /*transposed=*/true);
           if (ukernels().bf16_dot.fn)
             return grad_weight_dot<scalar_t>(grad_out, input, grad_w, s, ukernels().bf16_dot);
         } else if constexpr (std::is_same_v<scalar_t, float> ||

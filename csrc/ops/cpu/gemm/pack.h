@@ -42,6 +42,20 @@ struct GridRow {
 };
 
 // dst[i * dst_stride] = row(seg.q0 + i), i < seg.len; zero outside the source.
+// Copies `bytes` bytes in inlined 64-, 16- and 4-byte moves: a gathered run
+// is an output row's piece (56 values of a ResNet layer), for which a call
+// to memcpy (what the compiler makes of a copy loop) cost more than the copy.
+inline void copy_bits(void* dst, const void* src, int64_t bytes) {
+  char* d = static_cast<char*>(dst);
+  const char* s = static_cast<const char*>(src);
+  int64_t i = 0;
+  for (; i + 64 <= bytes; i += 64) __builtin_memcpy(d + i, s + i, 64);
+  for (; i + 16 <= bytes; i += 16) __builtin_memcpy(d + i, s + i, 16);
+  for (; i + 4 <= bytes; i += 4) __builtin_memcpy(d + i, s + i, 4);
+  if (i + 2 <= bytes) __builtin_memcpy(d + i, s + i, 2), i += 2;
+  if (i < bytes) d[i] = s[i];
+}
+
 template <typename T, typename S>
 inline void gather(const GridView<const S>& v, const GridRow<S>& row, const Segment& seg,
                    T* dst, int64_t dst_stride) {
@@ -57,7 +71,11 @@ inline void gather(const GridView<const S>& v, const GridRow<S>& row, const Segm
     T* d = dst + lo * dst_stride;
     const int64_t n = hi - lo, ss = n > 1 ? v.step_w * v.sw : 0;
     if (ss == 1 && dst_stride == 1) {
-      for (int64_t i = 0; i < n; ++i) d[i] = pack_value<T>(src[i]);
+      if constexpr (sizeof(S) == sizeof(T)) {  // the same bits (pack_value copies them)
+        copy_bits(d, src, n * int64_t(sizeof(T)));
+      } else {
+        for (int64_t i = 0; i < n; ++i) d[i] = pack_value<T>(src[i]);
+      }
     } else {
       for (int64_t i = 0; i < n; ++i) d[i * dst_stride] = pack_value<T>(src[i * ss]);
     }
@@ -174,8 +192,8 @@ void pack_col_panels(const GridView<const S>& v, int64_t k0, int64_t nk, int64_t
         continue;
       }
       for (const auto& s : segs) gather(v, row, s, run.data() + (s.q0 - q0), 1);
-      for (int64_t qq = 0; qq < kcR; qq += R)
-        for (int r = 0; r < R; ++r) panel[qq * P + i * R + r] = run[qq + r];
+      const int64_t group = R * int64_t(sizeof(T));  // a group of R columns: one copy
+      for (int64_t qq = 0; qq < kcR; qq += R) copy_bits(panel + qq * P + i * R, &run[qq], group);
     }
     for (int64_t i = h; i < P; ++i)
       for (int64_t qq = 0; qq < kcR; ++qq) panel[(qq / R) * P * R + i * R + qq % R] = T(0);

@@ -43,9 +43,12 @@ struct SplitReduction {
   int64_t tiles, splits, r_chunk, tile_size;
   Scratch<T> partial;
 
+  // mc_min: the smallest row block the plan cuts to for more tasks (0: 2*mr,
+  // at least 32), for GEMMs whose B is packed again for every row block.
   SplitReduction(int64_t G, int64_t M, int64_t N, int64_t R, const ReductionCut& cut, int64_t mr,
-                 int64_t nr, int64_t mc_max, int64_t nc_max)
-      : M(M), N(N), R(R), plan(plan_split(G, M, N, R, cut, mr, nr, mc_max, nc_max, splits)),
+                 int64_t nr, int64_t mc_max, int64_t nc_max, int64_t mc_min = 0)
+      : M(M), N(N), R(R),
+        plan(plan_split(G, M, N, R, cut, mr, nr, mc_max, nc_max, mc_min, splits)),
         tiles(G * plan.tasks_per_group()),
         r_chunk(ceil_div(std::max<int64_t>(R, 1), splits)),
         tile_size(plan.MC * plan.NC),
@@ -56,7 +59,7 @@ struct SplitReduction {
   // worth their packing, if none do).
   static TilePlan plan_split(int64_t G, int64_t M, int64_t N, int64_t R, const ReductionCut& cut,
                              int64_t mr, int64_t nr, int64_t mc_max, int64_t nc_max,
-                             int64_t& splits) {
+                             int64_t mc_min_rows, int64_t& splits) {
     TilePlan p;
     p.MC = std::min(round_up(std::max<int64_t>(M, 1), mr), mc_max);
     p.NC = std::min(round_up(std::max<int64_t>(N, 1), nr), nc_max);
@@ -70,7 +73,8 @@ struct SplitReduction {
                                            cut.partial_bytes / bytes));
       return tiles * most;
     };
-    const int64_t nc_min = std::max<int64_t>(2 * nr, 64), mc_min = std::max<int64_t>(2 * mr, 32);
+    const int64_t nc_min = std::max<int64_t>(2 * nr, 64);
+    const int64_t mc_min = mc_min_rows > 0 ? mc_min_rows : std::max<int64_t>(2 * mr, 32);
     while (count() < kTasks && p.NC > nc_min) p.NC = round_up(p.NC / 2, nr);
     while (count() < kTasks && p.MC > mc_min) p.MC = round_up(p.MC / 2, mr);
     count();
