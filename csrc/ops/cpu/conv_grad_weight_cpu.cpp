@@ -128,7 +128,7 @@ void grad_weight_dot(const at::Tensor& grad_out, const at::Tensor& input, at::Te
 // positions copied whole) and only grad_out, OC rows, is dealt out into B's
 // pairs; the other way round every im2col value went into a pair panel on
 // its own (4-byte moves: two thirds of a 64-channel 3x3 layer's
-// grad_weight). Its row blocks keep at least 6 tiles, since B is dealt out
+// grad_weight). Its row blocks keep at least 24 tiles, since B is dealt out
 // again for each.
 // S: tensor element type, P: packed operand type, T: accumulator type.
 template <typename S, typename P, typename T>
@@ -140,7 +140,7 @@ void grad_weight_gemm(const at::Tensor& grad_out, const at::Tensor& input,
   const int64_t KC = kc_block(uk);
   SplitReduction<T> red(s.G, M, N, R, nchw_cut(grad_out, KC, 4 * KC), uk.mr, uk.nr,
                         transposed ? a_block_rows(uk, KC) : l2_block<P>(KC, uk.mr),
-                        l2_block<P>(KC, uk.nr), transposed ? 6 * uk.mr : 0);
+                        l2_block<P>(KC, uk.nr), transposed ? 24 * uk.mr : 0);
   const int64_t ldc = red.plan.NC;
   run_grad_weight<S, P>(grad_out, input, grad_w, s, red, KC,
                         [&](auto& buf, const GradWeightViews<S>& v, const OutTile& t, int64_t r0,
