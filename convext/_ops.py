@@ -152,8 +152,10 @@ def _register(dims):
             g_b = ops.conv_grad_bias(g)
         return g_go, g_w, None, None, None, None, None, g_b
 
+    operands_jvp = _backward_op_jvp(grad_input)
+
     def grad_input_jvp(ctx, d_grad_output, d_weight, *rest):
-        out = _backward_op_jvp(grad_input)(ctx, d_grad_output, d_weight)
+        out = operands_jvp(ctx, d_grad_output, d_weight)
         d_bias = rest[5] if len(rest) > 5 else None  # after size, stride, ..., groups
         if d_bias is None:
             return out

@@ -85,28 +85,8 @@ void run_grad_weight(const at::Tensor& grad_out, const at::Tensor& input, at::Te
     for (int64_t r0 = r_begin; r0 < r_end; r0 += KC)
       block(buf, v, t, r0, std::min(KC, r_end - r0), c, r0 > r_begin);
   }, [&](const OutTile& t, const T* c) {
-    if (!transposed) {
-      store_weight_tile(t, c, plan.NC, s.ocg(), gw, grad_w.strides(), s.KW, nchw_col(s));
-      return;
-    }
-    // C row i is weight column k = m0 + i. In blocks of 16 rows, output
-    // channel by output channel: 16 neighbouring values of a weight row are
-    // written together (a column at a time wrote one value per cache line).
-    const auto ws = grad_w.strides();
-    const auto col = nchw_col(s);
-    std::vector<int64_t> off(t.mc);
-    for (int64_t i = 0; i < t.mc; ++i) {
-      int64_t ic, tap;
-      col(t.m0 + i, ic, tap);
-      off[i] = ic * ws[1] + (tap / s.KW) * ws[2] + (tap % s.KW) * ws[3];
-    }
-    for (int64_t i0 = 0; i0 < t.mc; i0 += 16) {
-      const int64_t i1 = std::min<int64_t>(t.mc, i0 + 16);
-      for (int64_t j = 0; j < t.nc; ++j) {
-        S* row = gw + (t.g * s.ocg() + t.n0 + j) * ws[0];
-        for (int64_t i = i0; i < i1; ++i) row[off[i]] = static_cast<S>(c[i * plan.NC + j]);
-      }
-    }
+    store_weight_tile(t, c, plan.NC, s.ocg(), gw, grad_w.strides(), s.KW, nchw_col(s),
+                      transposed);
   });
 }
 

@@ -41,7 +41,6 @@ struct GridRow {
   }
 };
 
-// dst[i * dst_stride] = row(seg.q0 + i), i < seg.len; zero outside the source.
 // Copies `bytes` bytes in inlined 64-, 16- and 4-byte moves: a gathered run
 // is an output row's piece (56 values of a ResNet layer), for which a call
 // to memcpy (what the compiler makes of a copy loop) cost more than the copy.
@@ -56,6 +55,7 @@ inline void copy_bits(void* dst, const void* src, int64_t bytes) {
   if (i < bytes) d[i] = s[i];
 }
 
+// dst[i * dst_stride] = row(seg.q0 + i), i < seg.len; zero outside the source.
 template <typename T, typename S>
 inline void gather(const GridView<const S>& v, const GridRow<S>& row, const Segment& seg,
                    T* dst, int64_t dst_stride) {

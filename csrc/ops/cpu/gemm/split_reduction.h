@@ -129,25 +129,40 @@ struct SplitReduction {
 // tile (not per element: the divisions cost more than the stores), and a tile
 // whose columns are consecutive in memory (a channels_last weight's 1x1, or
 // the channel runs of one tap) is stored row by row as one run.
+// `transposed` (a GEMM of grad_w^T): rows are the columns k and columns the
+// output channels; stored in blocks of 16 rows, output channel by output
+// channel, so 16 neighbouring values of a weight row are written together.
 template <typename S, typename T, class Col>
 void store_weight_tile(const OutTile& t, const T* c, int64_t ldc, int64_t M, S* gw,
-                       at::IntArrayRef ws, int64_t KW, Col col) {
-  std::vector<int64_t> off(t.nc);
+                       at::IntArrayRef ws, int64_t KW, Col col, bool transposed = false) {
+  const int64_t k0 = transposed ? t.m0 : t.n0, nk = transposed ? t.mc : t.nc;
+  const int64_t m0 = transposed ? t.n0 : t.m0, nm = transposed ? t.nc : t.mc;
+  std::vector<int64_t> off(nk);
   bool unit = true;
-  for (int64_t j = 0; j < t.nc; ++j) {
+  for (int64_t j = 0; j < nk; ++j) {
     int64_t ic, tap;
-    col(t.n0 + j, ic, tap);
+    col(k0 + j, ic, tap);
     off[j] = ic * ws[1] + (tap / KW) * ws[2] + (tap % KW) * ws[3];
     unit = unit && off[j] == off[0] + j;
   }
-  for (int64_t m = 0; m < t.mc; ++m) {
-    S* row = gw + (t.g * M + t.m0 + m) * ws[0];
+  if (transposed) {
+    for (int64_t i0 = 0; i0 < nk; i0 += 16) {
+      const int64_t i1 = std::min<int64_t>(nk, i0 + 16);
+      for (int64_t m = 0; m < nm; ++m) {
+        S* row = gw + (t.g * M + m0 + m) * ws[0];
+        for (int64_t i = i0; i < i1; ++i) row[off[i]] = static_cast<S>(c[i * ldc + m]);
+      }
+    }
+    return;
+  }
+  for (int64_t m = 0; m < nm; ++m) {
+    S* row = gw + (t.g * M + m0 + m) * ws[0];
     const T* cm = c + m * ldc;
     if (unit) {
-      S* out = row + (t.nc ? off[0] : 0);
-      for (int64_t j = 0; j < t.nc; ++j) out[j] = static_cast<S>(cm[j]);
+      S* out = row + (nk ? off[0] : 0);
+      for (int64_t j = 0; j < nk; ++j) out[j] = static_cast<S>(cm[j]);
     } else {
-      for (int64_t j = 0; j < t.nc; ++j) row[off[j]] = static_cast<S>(cm[j]);
+      for (int64_t j = 0; j < nk; ++j) row[off[j]] = static_cast<S>(cm[j]);
     }
   }
 }
