@@ -129,7 +129,8 @@ void CpuKernels::forward(const at::Tensor& input, const at::Tensor& weight,
       case CpuPath::kSmallCTiles: return small_c_tiles_forward(input, weight, bias, out, s);
       case CpuPath::kSmallC: return small_c_forward(input, weight, bias, out, s);
       case CpuPath::kGrouped: return grouped_forward<scalar_t>(input, weight, bias, out, s);
-      case CpuPath::kNhwc: return nhwc_forward(input, weight, bias, out, s);
+      case CpuPath::kNhwc:
+      case CpuPath::kNhwcStaged: return nhwc_forward(input, weight, bias, out, s);
       default:
         return with_ukernel<scalar_t, true>([&](const auto& uk) {
           forward_gemm<scalar_t>(input, weight, bias, out, s, path, uk);

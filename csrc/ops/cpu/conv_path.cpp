@@ -56,7 +56,16 @@ bool packs_as_stored(at::ScalarType t) {
   return t == at::kFloat || t == at::kDouble || (t == at::kBFloat16 && ukernels().bf16.fn);
 }
 
+// The forward's nhwc_staged path (conv_path.h): where it measured faster.
+bool nhwc_staged_applies(const ConvShape& s, const at::Tensor& input) {
+  const at::ScalarType t = input.scalar_type();
+  const int nr = igemm_nr(t);
+  return (t == at::kFloat || t == at::kBFloat16) && nr > 0 && 2 * s.ocg() >= nr && s.G == 1 &&
+         s.KH > 1 && s.KW > 1 && s.OH * s.OW >= 512 && input.stride(1) != 1;
+}
+
 CpuPath forward_gemm_path(const ConvShape& s, const at::Tensor& input) {
+  if (nhwc_staged_applies(s, input)) return CpuPath::kNhwcStaged;
   const bool pointwise = s.taps() == 1 && s.ph == 0 && s.pw == 0 && s.sh == 1 && s.sw == 1;
   if (pointwise && packs_as_stored(input.scalar_type()) && input.stride(3) == 1 &&
       input.stride(2) == s.W)
@@ -115,6 +124,7 @@ const char* path_name(CpuPath path) {
     case CpuPath::kSmallC: return "small_c";
     case CpuPath::kGrouped: return "grouped";
     case CpuPath::kNhwc: return "nhwc";
+    case CpuPath::kNhwcStaged: return "nhwc_staged";
     case CpuPath::kPointwise: return "pointwise";
     case CpuPath::kStaged: return "staged";
     case CpuPath::kGather: return "gather";

@@ -13,6 +13,7 @@
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <array>
 #include <type_traits>
 #include <vector>
@@ -72,6 +73,30 @@ ScratchVector<S> fused_group_weight(const at::Tensor& weight, const ConvShape& s
   return wf;
 }
 
+// dst[((n - n0)*H*W + y*W + x)*C + c] = input[n][c][y][x] for n0 <= n < n0 + nb:
+// images staged with their channels innermost, in blocks of 32 pixels (each
+// channel's run read whole, the block's pixels written within L1).
+template <typename S>
+void stage_channels_innermost(const at::Tensor& input, int64_t n0, int64_t nb,
+                              const ConvShape& s, S* dst) {
+  const int64_t HW = s.H * s.W, C = s.C, blocks = ceil_div(HW, int64_t(32));
+  const auto xs = input.strides();
+  const S* x = input.const_data_ptr<S>();
+  at::parallel_for(0, nb * blocks, 1, [&](int64_t b, int64_t e) {
+    int64_t off[32];
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t n = i / blocks, p0 = (i % blocks) * 32, np = std::min<int64_t>(32, HW - p0);
+      for (int64_t j = 0; j < np; ++j)
+        off[j] = (n0 + n) * xs[0] + ((p0 + j) / s.W) * xs[2] + ((p0 + j) % s.W) * xs[3];
+      S* d = dst + (n * HW + p0) * C;
+      for (int64_t c = 0; c < C; ++c) {
+        const S* xc = x + c * xs[1];
+        for (int64_t j = 0; j < np; ++j) d[j * C + c] = xc[off[j]];
+      }
+    }
+  });
+}
+
 template <typename S, typename P, typename T>
 void forward_igemm(const at::Tensor& input, const at::Tensor& weight, const at::Tensor* bias,
                    at::Tensor& out, const ConvShape& conv, const UKernelIgemm<P, T>& uk) {
@@ -95,8 +120,27 @@ void forward_igemm(const at::Tensor& input, const at::Tensor& weight, const at::
   GridView<const P> src = grid_view(as_packed<S, P>(input), input, 0);
   src.GH = s.OH; src.GW = s.OW; src.step_h = s.sh; src.step_w = s.sw;
   src.ntaps = s.taps(); src.off_h = offs.h.data(); src.off_w = offs.w.data();
-  const GridView<S> dst = grid_view(out.mutable_data_ptr<S>(), out, 0);
-  nhwc_igemm(uk, s.G, s.N, src, Cg, dst, N, N, kb, b, bias ? bv.data() : nullptr, s);
+  GridView<S> dst = grid_view(out.mutable_data_ptr<S>(), out, 0);
+  if (input.stride(1) == 1 || s.C == 1) {
+    nhwc_igemm(uk, s.G, s.N, src, Cg, dst, N, N, kb, b, bias ? bv.data() : nullptr, s);
+    return;
+  }
+  // Channels apart (nhwc_staged): a batch of images at a time is staged
+  // channels innermost, in scratch up to half the output (at least one image),
+  // and multiplied into the output as it is laid out.
+  const int64_t image = s.C * s.H * s.W;
+  const int64_t batch = std::clamp<int64_t>(s.OC * s.OH * s.OW * s.N / 2 / std::max<int64_t>(image, 1),
+                                            1, s.N);
+  Scratch<S> staged(batch * image);
+  src.base = reinterpret_cast<const P*>(staged.ptr);
+  src.sn = image; src.sc = 1; src.sw = s.C; src.sh = s.W * s.C;
+  S* const out0 = dst.base;
+  for (int64_t n0 = 0; n0 < s.N; n0 += batch) {
+    const int64_t nb = std::min(batch, s.N - n0);
+    stage_channels_innermost(input, n0, nb, s, staged.ptr);
+    dst.base = out0 + n0 * dst.sn;
+    nhwc_igemm(uk, s.G, nb, src, Cg, dst, N, N, kb, b, bias ? bv.data() : nullptr, s);
+  }
 }
 
 template <typename S, typename P, typename T>

@@ -247,6 +247,20 @@ void nhwc_igemm(const UKernelIgemm<P, T>& uk, int64_t G, int64_t Nimg,
           } else {
             for (int64_t j = 0; j < nj; ++j) dv[j] = static_cast<S>(rv[j]);
           }
+        } else if (dst.sw == 1 && dst.step_w == 1) {
+          // Channels apart (an NCHW output): a run of the pixels that share
+          // this one's output row, stored channel by channel.
+          int64_t len = 1;
+          while (i + len < mq && pix[i + len].x == px.x + len && pix[i + len].y == px.y &&
+                 pix[i + len].n == px.n)
+            ++len;
+          for (int64_t j = 0; j < nj; ++j) {
+            const T bj = bias ? bias[g * N + j0 + j] : T(0);
+            S* __restrict dj = d + j * dst.sc;
+            const T* __restrict rj = row + j;
+            for (int64_t l = 0; l < len; ++l) dj[l] = static_cast<S>(rj[l * plan.NC] + bj);
+          }
+          i += len - 1;
         } else {
           for (int64_t j = 0; j < nj; ++j)
             d[j * dst.sc] = static_cast<S>(row[j] + (bias ? bias[g * N + j0 + j] : T(0)));

@@ -1,0 +1,97 @@
+"""The nhwc_staged forward (csrc/ops/cpu/nhwc_conv_cpu.cpp): an NCHW input,
+float32 or bfloat16, groups 1, a 2D kernel and at least 512 output pixels per
+image is staged a few images at a time with its channels innermost, then run
+through the channels-last indirect GEMM, which stores into the NCHW output.
+Values against torch in float64 (forward and the gradients), the path the
+selector reports, and the layouts of the input the staging reads."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+import convext
+from convext import _C
+
+from conftest import ConvCase, assert_close_to_torch, case_id, dtype_id
+
+BF16_IGEMM = "bf16" in convext.cpu_isa() or "amx" in convext.cpu_isa()
+
+CASES = [
+    # 3 images, 2 staged at a time (scratch: half the output), the last alone
+    ConvCase(2, 3, 32, 48, (24, 25), (3, 3), padding=1),
+    # odd channel count (a bfloat16 pair tail), stride 2: one image at a time
+    ConvCase(2, 2, 37, 40, (48, 50), (3, 3), stride=2, padding=1),
+    ConvCase(2, 2, 26, 50, (23, 24), (3, 3), dilation=2, padding="same"),
+    # stride > kernel: input rows no tap reads
+    ConvCase(2, 2, 30, 40, (70, 75), (2, 2), stride=3, padding=1),
+    # non-square kernel and padding, no bias, one image
+    ConvCase(2, 1, 64, 64, (20, 30), (3, 5), padding=(1, 2), bias=False),
+]
+
+
+def forward_path(x, w, case):
+    st, pd, dl, g = case.op_params()
+    if isinstance(case.padding, str):
+        pd = [d * (k - 1) // 2 for d, k in zip(dl, case.kernel)]
+    return _C.cpu_path("conv2d", x, w, [], st, pd, dl, g)
+
+
+def expected_path(dtype):
+    staged = dtype == torch.float32 or (dtype == torch.bfloat16 and BF16_IGEMM)
+    return "nhwc_staged" if staged else None
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=dtype_id)
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_matches_torch(case, dtype):
+    x, w, b = case.make(dtype)
+    want = expected_path(dtype)
+    if want:
+        assert forward_path(x, w, case) == want
+    out = assert_close_to_torch(2, x, w, b, **case.conv_kwargs)
+    assert out.is_contiguous()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=dtype_id)
+@pytest.mark.parametrize("view", ["width_strided", "transposed", "channel_slice"])
+def test_strided_inputs(view, dtype):
+    """Inputs that are not contiguous NCHW, read through their strides: every
+    other column, H and W swapped in memory, and a slice of the channels."""
+    case = ConvCase(2, 2, 24, 32, (26, 24), (3, 3), padding=1)
+    x, w, b = case.make(dtype)
+    if view == "width_strided":
+        big = torch.zeros(2, 24, 26, 48, dtype=dtype)
+        big[..., ::2] = x
+        x = big[..., ::2]
+    elif view == "transposed":
+        x = x.transpose(2, 3).contiguous().transpose(2, 3)
+    else:
+        big = torch.zeros(2, 40, 26, 24, dtype=dtype)
+        big[:, 8:32] = x
+        x = big[:, 8:32]
+    assert not x.is_contiguous() and x.stride(1) != 1
+    if expected_path(dtype):
+        assert forward_path(x, w, case) == "nhwc_staged"
+    assert_close_to_torch(2, x, w, b, padding=1)
+
+
+def test_where_it_applies():
+    """Small images, 1D kernels, groups, channels-last inputs and float64 stay
+    on their paths."""
+    def path(x, w, padding=1, groups=1):
+        return _C.cpu_path("conv2d", x, w, [], [1, 1], [padding, padding], [1, 1], groups)
+
+    x, w = torch.randn(2, 32, 24, 24), torch.randn(48, 32, 3, 3)
+    assert path(x, w) == "nhwc_staged"
+    assert path(torch.randn(2, 32, 20, 20), w) != "nhwc_staged"  # 400 pixels an image
+    assert path(x, torch.randn(48, 32, 1, 3), 0) != "nhwc_staged"  # KH = 1
+    assert path(x, torch.randn(48, 16, 3, 3), 1, 2) != "nhwc_staged"  # groups
+    assert path(x.contiguous(memory_format=torch.channels_last), w) == "nhwc"
+    assert path(x.double(), w.double()) != "nhwc_staged"
+    assert path(x.half(), w.half()) != "nhwc_staged"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=dtype_id)
+def test_empty_batch(dtype):
+    x, w = torch.randn(0, 32, 24, 24, dtype=dtype), torch.randn(48, 32, 3, 3, dtype=dtype)
+    out = convext.conv2d(x, w, padding=1)
+    assert out.shape == (0, 48, 24, 24)
