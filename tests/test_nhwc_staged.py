@@ -1,9 +1,11 @@
-"""The nhwc_staged forward (csrc/ops/cpu/nhwc_conv_cpu.cpp): an NCHW input,
-float32 or bfloat16, groups 1, a 2D kernel and at least 512 output pixels per
-image is staged a few images at a time with its channels innermost, then run
-through the channels-last indirect GEMM, which stores into the NCHW output.
-Values against torch in float64 (forward and the gradients), the path the
-selector reports, and the layouts of the input the staging reads."""
+"""The nhwc_staged path (csrc/ops/cpu/nhwc_conv_cpu.cpp): a forward (or
+grad_input) whose source, input (grad_output), is NCHW, float32 or bfloat16,
+groups 1, a 2D kernel and at least 512 result pixels per image is staged a
+few images at a time with its channels innermost, then run through the
+channels-last indirect GEMM, which stores into the NCHW result (grad_input:
+per stride phase, every other pixel). Values against torch in float64
+(forward and the gradients), the paths the selector reports, and the layouts
+of the source the staging reads."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -28,25 +30,35 @@ CASES = [
 ]
 
 
-def forward_path(x, w, case):
+def paths(x, w, case):
+    """(forward, grad_input) paths, grad_output NCHW."""
     st, pd, dl, g = case.op_params()
     if isinstance(case.padding, str):
         pd = [d * (k - 1) // 2 for d, k in zip(dl, case.kernel)]
-    return _C.cpu_path("conv2d", x, w, [], st, pd, dl, g)
+    out = F.conv2d(x, w, stride=st, padding=pd, dilation=dl)
+    return (_C.cpu_path("conv2d", x, w, [], st, pd, dl, g),
+            _C.cpu_path("conv2d_grad_input", out, w, list(x.shape), st, pd, dl, g))
 
 
-def expected_path(dtype):
-    staged = dtype == torch.float32 or (dtype == torch.bfloat16 and BF16_IGEMM)
-    return "nhwc_staged" if staged else None
+def expected_paths(dtype, case):
+    """Both staged, except float32 grad_input with one tap a phase (kernel <=
+    stride both ways); None where bfloat16 has no igemm kernel."""
+    if dtype == torch.bfloat16 and not BF16_IGEMM:
+        return None
+    st = case.stride if isinstance(case.stride, tuple) else (case.stride,) * 2
+    one_tap = all(k <= s for k, s in zip(case.kernel, st))
+    gi = "nhwc_staged" if dtype == torch.bfloat16 or not one_tap else "staged or gather"
+    return "nhwc_staged", gi
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=dtype_id)
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_matches_torch(case, dtype):
     x, w, b = case.make(dtype)
-    want = expected_path(dtype)
+    want = expected_paths(dtype, case)
     if want:
-        assert forward_path(x, w, case) == want
+        fwd, gi = paths(x, w, case)
+        assert fwd == want[0] and (gi == want[1] or gi in want[1].split(" or ")), (fwd, gi)
     out = assert_close_to_torch(2, x, w, b, **case.conv_kwargs)
     assert out.is_contiguous()
 
@@ -69,9 +81,39 @@ def test_strided_inputs(view, dtype):
         big[:, 8:32] = x
         x = big[:, 8:32]
     assert not x.is_contiguous() and x.stride(1) != 1
-    if expected_path(dtype):
-        assert forward_path(x, w, case) == "nhwc_staged"
+    if expected_paths(dtype, case):
+        assert paths(x, w, case)[0] == "nhwc_staged"
     assert_close_to_torch(2, x, w, b, padding=1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=dtype_id)
+@pytest.mark.parametrize("stride", [1, 2])
+def test_grad_input_strided_grad_output(stride, dtype):
+    """grad_input staged from a width-strided grad_output, with the bias the
+    op takes for transposed convs, against float64."""
+    gen = torch.Generator().manual_seed(1)
+    OH = 24 if stride == 1 else 12
+    go64 = torch.randn(3, 40, OH, 26, generator=gen, dtype=torch.float64)
+    w64 = torch.randn(40, 32, 3, 3, generator=gen, dtype=torch.float64)
+    b64 = torch.randn(32, generator=gen, dtype=torch.float64)
+    go64, w64, b64 = go64.to(dtype).double(), w64.to(dtype).double(), b64.to(dtype).double()
+    size = [3, 32, (OH - 1) * stride + 1, (26 - 1) * stride + 1]
+    big = torch.zeros(3, 40, OH, 52, dtype=dtype)
+    big[..., ::2] = go64.to(dtype)
+    go = big[..., ::2]
+    args = (size, [stride] * 2, [1, 1], [1, 1], 1)
+    if dtype == torch.float32 or BF16_IGEMM:
+        assert _C.cpu_path("conv2d_grad_input", go, w64.to(dtype), *args) == "nhwc_staged"
+    got = torch.ops.convext.conv2d_grad_input(go, w64.to(dtype), *args, b64.to(dtype))
+    ref = torch.ops.aten.convolution_backward(
+        go64, torch.empty(size, dtype=torch.float64), w64, None, [stride] * 2, [1, 1], [1, 1],
+        False, [0, 0], 1, [True, False, False])[0] + b64.view(1, -1, 1, 1)
+    magnitude = torch.ops.aten.convolution_backward(
+        go64.abs(), torch.empty(size, dtype=torch.float64), w64.abs(), None, [stride] * 2,
+        [1, 1], [1, 1], False, [0, 0], 1, [True, False, False])[0] + b64.abs().view(1, -1, 1, 1)
+    eps = 2.0 ** -8 if dtype == torch.bfloat16 else 2.0 ** -24
+    tol = eps * ref.abs() + 400 * 2.0 ** -24 * magnitude
+    assert ((got.double() - ref).abs() <= tol).all()
 
 
 def test_where_it_applies():

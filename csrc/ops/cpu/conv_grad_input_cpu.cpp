@@ -149,8 +149,8 @@ bool CpuKernels::grad_input(const at::Tensor& grad_out, const at::Tensor& weight
   tiles_new_op();  // before any AMX tile kernel runs (microkernel.h)
   const CpuPath path = select_path(ConvDirection::kGradInput, s, grad_out, grad_in);
   // The GEMM paths add a bias in their store; the direct kernels do not.
-  const bool adds_bias = path == CpuPath::kNhwc || path == CpuPath::kGather ||
-                         path == CpuPath::kStaged;
+  const bool adds_bias = path == CpuPath::kNhwc || path == CpuPath::kNhwcStaged ||
+                         path == CpuPath::kGather || path == CpuPath::kStaged;
   if (bias && !adds_bias) return false;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, grad_out.scalar_type(),
                                   "convext_conv_grad_input_cpu", [&] {
@@ -162,7 +162,8 @@ bool CpuKernels::grad_input(const at::Tensor& grad_out, const at::Tensor& weight
       case CpuPath::kSmallC: return small_c_grad_input(grad_out, weight, grad_in, s);
       case CpuPath::kGrouped:
         return grouped_grad_input<scalar_t>(grad_out, weight, grad_in, s);
-      case CpuPath::kNhwc: return nhwc_grad_input(grad_out, weight, bias, grad_in, s);
+      case CpuPath::kNhwc:
+      case CpuPath::kNhwcStaged: return nhwc_grad_input(grad_out, weight, bias, grad_in, s);
       default:
         return with_ukernel<scalar_t, true>([&](const auto& uk) {
           grad_input_gemm<scalar_t>(grad_out, weight, bias, grad_in, s, path, uk);

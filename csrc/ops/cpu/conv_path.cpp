@@ -56,16 +56,20 @@ bool packs_as_stored(at::ScalarType t) {
   return t == at::kFloat || t == at::kDouble || (t == at::kBFloat16 && ukernels().bf16.fn);
 }
 
-// The forward's nhwc_staged path (conv_path.h): where it measured faster.
-bool nhwc_staged_applies(const ConvShape& s, const at::Tensor& input) {
-  const at::ScalarType t = input.scalar_type();
+// The nhwc_staged path (conv_path.h) of the forward (a: input) or grad_input
+// (a: grad_output), where it measured faster.
+bool nhwc_staged_applies(ConvDirection dir, const ConvShape& s, const at::Tensor& a) {
+  const at::ScalarType t = a.scalar_type();
   const int nr = igemm_nr(t);
-  return (t == at::kFloat || t == at::kBFloat16) && nr > 0 && 2 * s.ocg() >= nr && s.G == 1 &&
-         s.KH > 1 && s.KW > 1 && s.OH * s.OW >= 512 && input.stride(1) != 1;
+  const bool fwd = dir == ConvDirection::kForward;
+  // float32 transposed 2x2/2 upsampling (one tap a phase) ran faster on gather
+  const bool taps = t == at::kBFloat16 || fwd || s.KH > s.sh || s.KW > s.sw;
+  return (t == at::kFloat || t == at::kBFloat16) && nr > 0 && 2 * (fwd ? s.ocg() : s.icg()) >= nr &&
+         s.G == 1 && s.KH > 1 && s.KW > 1 && (fwd ? s.OH * s.OW : s.H * s.W) >= 512 && taps &&
+         a.stride(1) != 1;
 }
 
 CpuPath forward_gemm_path(const ConvShape& s, const at::Tensor& input) {
-  if (nhwc_staged_applies(s, input)) return CpuPath::kNhwcStaged;
   const bool pointwise = s.taps() == 1 && s.ph == 0 && s.pw == 0 && s.sh == 1 && s.sw == 1;
   if (pointwise && packs_as_stored(input.scalar_type()) && input.stride(3) == 1 &&
       input.stride(2) == s.W)
@@ -108,9 +112,12 @@ CpuPath select_path(ConvDirection dir, const ConvShape& s, const at::Tensor& a,
     return CpuPath::kNhwc;
   if (grouped_applies(dir, s, a.scalar_type(), channels_innermost(a))) return CpuPath::kGrouped;
   if (nhwc_applies(dir, s, a, b)) return CpuPath::kNhwc;
+  if (dir != ConvDirection::kGradWeight && nhwc_staged_applies(dir, s, a))
+    return CpuPath::kNhwcStaged;
   switch (dir) {
     case ConvDirection::kForward: return forward_gemm_path(s, a);
-    case ConvDirection::kGradInput: return grad_input_gemm_path(s, a.scalar_type());
+    case ConvDirection::kGradInput:
+      return grad_input_gemm_path(s, a.scalar_type());
     case ConvDirection::kGradWeight: break;
   }
   return CpuPath::kGather;

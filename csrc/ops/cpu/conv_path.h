@@ -24,14 +24,16 @@
 //                   channel runs in place, when an igemm kernel exists for
 //                   the dtype and a group's channels fill half its panel;
 //                   grad_weight (any dtype) packing pixel rows (nhwc_conv_cpu.h)
-//   nhwc_staged     forward, float or bfloat16, groups == 1, a 2D kernel
-//                   (KH, KW > 1), the input's channels apart (NCHW) and at
-//                   least 512 output pixels per image: a few images at a
-//                   time are staged channels innermost and run as nhwc,
-//                   storing into the output as it is laid out. Where the
-//                   im2col panels of gather/staged were a 9x copy of the input
-//                   (bf16 l1.3x3: 2.4 -> 1.4 ms); small images lose (fewer
-//                   pixels than tasks' tiles want) and 1D ones stay on gather
+//   nhwc_staged     forward and grad_input, float or bfloat16, groups 1, a
+//                   2D kernel (KH, KW > 1), the source (input, grad_out)
+//                   with channels apart (NCHW) and at least 512 pixels an
+//                   image on the result's side: a few images at a time are
+//                   staged channels innermost and run as nhwc, storing into
+//                   the result as it is laid out. gather/staged copy a 9x
+//                   im2col into panels (bf16 l1.3x3 forward 2.4 -> 1.4 ms);
+//                   small images lose (too few pixels for the tiles), 1D
+//                   kernels and float32 grad_input with one tap a phase (2x2
+//                   stride 2) ran faster on gather
 //   pointwise       forward, 1x1, stride 1, no padding, input rows contiguous
 //                   and packed as stored: B packed straight from the input
 //   staged          forward and grad_input, stride 1, when staging pays

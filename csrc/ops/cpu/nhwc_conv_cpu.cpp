@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <array>
+#include <deque>
 #include <type_traits>
 #include <vector>
 
@@ -73,28 +74,49 @@ ScratchVector<S> fused_group_weight(const at::Tensor& weight, const ConvShape& s
   return wf;
 }
 
-// dst[((n - n0)*H*W + y*W + x)*C + c] = input[n][c][y][x] for n0 <= n < n0 + nb:
-// images staged with their channels innermost, in blocks of 32 pixels (each
-// channel's run read whole, the block's pixels written within L1).
+// dst[((n - n0)*H*W + y*W + x)*C + c] = t[n][c][y][x] for n0 <= n < n0 + nb:
+// images of t (N, C, H, W) staged with their channels innermost, in blocks
+// of 32 pixels (each channel's run read whole, the block written within L1).
 template <typename S>
-void stage_channels_innermost(const at::Tensor& input, int64_t n0, int64_t nb,
-                              const ConvShape& s, S* dst) {
-  const int64_t HW = s.H * s.W, C = s.C, blocks = ceil_div(HW, int64_t(32));
-  const auto xs = input.strides();
-  const S* x = input.const_data_ptr<S>();
+void stage_channels_innermost(const at::Tensor& t, int64_t n0, int64_t nb, S* dst) {
+  const int64_t C = t.size(1), W = t.size(3), HW = t.size(2) * W;
+  const int64_t blocks = ceil_div(HW, int64_t(32));
+  const auto ts = t.strides();
+  const S* x = t.const_data_ptr<S>();
   at::parallel_for(0, nb * blocks, 1, [&](int64_t b, int64_t e) {
     int64_t off[32];
     for (int64_t i = b; i < e; ++i) {
       const int64_t n = i / blocks, p0 = (i % blocks) * 32, np = std::min<int64_t>(32, HW - p0);
       for (int64_t j = 0; j < np; ++j)
-        off[j] = (n0 + n) * xs[0] + ((p0 + j) / s.W) * xs[2] + ((p0 + j) % s.W) * xs[3];
+        off[j] = (n0 + n) * ts[0] + ((p0 + j) / W) * ts[2] + ((p0 + j) % W) * ts[3];
       S* d = dst + (n * HW + p0) * C;
       for (int64_t c = 0; c < C; ++c) {
-        const S* xc = x + c * xs[1];
+        const S* xc = x + c * ts[1];
         for (int64_t j = 0; j < np; ++j) d[j * C + c] = xc[off[j]];
       }
     }
   });
+}
+
+// Runs body(src, n0, nb) over the images [n0, n0 + nb) of the igemm's source
+// t (N, C, H, W), src its view. With channels innermost: once, in place. With
+// channels apart (nhwc_staged): a batch of images at a time, staged channels
+// innermost into scratch of at most `budget` elements (at least one image),
+// src then viewing the batch.
+template <typename S, typename P, typename Body>
+void over_images(const at::Tensor& t, GridView<const P> src, int64_t budget, Body&& body) {
+  const int64_t N = t.size(0), C = t.size(1), image = C * t.size(2) * t.size(3);
+  if (t.stride(1) == 1 || C == 1) return body(src, int64_t(0), N);
+  const int64_t batch = std::clamp<int64_t>(budget / std::max<int64_t>(image, 1), 1,
+                                            std::max<int64_t>(N, 1));
+  Scratch<S> staged(batch * image);
+  src.base = reinterpret_cast<const P*>(staged.ptr);
+  src.sn = image; src.sc = 1; src.sw = C; src.sh = t.size(3) * C;
+  for (int64_t n0 = 0; n0 < N; n0 += batch) {
+    const int64_t nb = std::min(batch, N - n0);
+    stage_channels_innermost(t, n0, nb, staged.ptr);
+    body(src, n0, nb);
+  }
 }
 
 template <typename S, typename P, typename T>
@@ -120,27 +142,14 @@ void forward_igemm(const at::Tensor& input, const at::Tensor& weight, const at::
   GridView<const P> src = grid_view(as_packed<S, P>(input), input, 0);
   src.GH = s.OH; src.GW = s.OW; src.step_h = s.sh; src.step_w = s.sw;
   src.ntaps = s.taps(); src.off_h = offs.h.data(); src.off_w = offs.w.data();
-  GridView<S> dst = grid_view(out.mutable_data_ptr<S>(), out, 0);
-  if (input.stride(1) == 1 || s.C == 1) {
-    nhwc_igemm(uk, s.G, s.N, src, Cg, dst, N, N, kb, b, bias ? bv.data() : nullptr, s);
-    return;
-  }
-  // Channels apart (nhwc_staged): a batch of images at a time is staged
-  // channels innermost, in scratch up to half the output (at least one image),
-  // and multiplied into the output as it is laid out.
-  const int64_t image = s.C * s.H * s.W;
-  const int64_t batch = std::clamp<int64_t>(s.OC * s.OH * s.OW * s.N / 2 / std::max<int64_t>(image, 1),
-                                            1, s.N);
-  Scratch<S> staged(batch * image);
-  src.base = reinterpret_cast<const P*>(staged.ptr);
-  src.sn = image; src.sc = 1; src.sw = s.C; src.sh = s.W * s.C;
-  S* const out0 = dst.base;
-  for (int64_t n0 = 0; n0 < s.N; n0 += batch) {
-    const int64_t nb = std::min(batch, s.N - n0);
-    stage_channels_innermost(input, n0, nb, s, staged.ptr);
-    dst.base = out0 + n0 * dst.sn;
-    nhwc_igemm(uk, s.G, nb, src, Cg, dst, N, N, kb, b, bias ? bv.data() : nullptr, s);
-  }
+  const GridView<S> out_view = grid_view(out.mutable_data_ptr<S>(), out, 0);
+  // Staged: up to half the output's size.
+  over_images<S>(input, src, out.numel() / 2, [&](const GridView<const P>& in, int64_t n0,
+                                                   int64_t nb) {
+    GridView<S> dst = out_view;
+    dst.base += n0 * dst.sn;
+    nhwc_igemm(uk, s.G, nb, in, Cg, dst, N, N, kb, b, bias ? bv.data() : nullptr, s);
+  });
 }
 
 template <typename S, typename P, typename T>
@@ -152,23 +161,44 @@ void grad_input_igemm(const at::Tensor& grad_out, const at::Tensor& weight,
   const auto ws = weight.strides();
   const DimPhases dims_h(s.H, s.OH, s.KH, s.sh, s.ph, s.dh);
   const DimPhases dims_w(s.W, s.OW, s.KW, s.sw, s.pw, s.dw);
+  // Every stride phase's taps and packed weights (together, the weight once).
+  struct Phase {
+    int64_t rh, rw;
+    PhaseTaps taps;
+    KBlocks kb;
+    PackedWeights<P> b;
+    Phase(int64_t rh_, int64_t rw_, PhaseTaps ph, const std::vector<int64_t>& toff,
+          const at::Tensor& weight, const ConvShape& s, const UKernelIgemm<P, T>& uk)
+        : rh(rh_), rw(rw_), taps(std::move(ph)),
+          kb(static_cast<int64_t>(taps.kh.size()), s.ocg(), kc_block(uk), k_pad(uk)),
+          b(s.G, kb, s.icg(), uk.nr, uk.kr, weight.const_data_ptr<S>(), s.ocg() * weight.stride(0),
+            weight.stride(1), weight.stride(0), toff.data(), s) {}
+  };
+  std::deque<Phase> phases;
   for (int64_t rh = 0; rh < std::min(s.sh, s.H); ++rh) {
     for (int64_t rw = 0; rw < std::min(s.sw, s.W); ++rw) {
-      const PhaseTaps ph(dims_h, dims_w, rh, rw);
-      const int64_t nt = static_cast<int64_t>(ph.kh.size());
-      std::vector<int64_t> toff(nt);
-      for (int64_t t = 0; t < nt; ++t) toff[t] = ph.kh[t] * ws[2] + ph.kw[t] * ws[3];
-      const KBlocks kb(nt, Cg, kc_block(uk), k_pad(uk));
-      const PackedWeights<P> b(s.G, kb, N, uk.nr, uk.kr, weight.const_data_ptr<S>(), Cg * ws[0],
-                               ws[1], ws[0], toff.data(), s);
-      GridView<const P> src = grid_view(as_packed<S, P>(grad_out), grad_out, 0);
-      src.GH = ceil_div(s.H - rh, s.sh); src.GW = ceil_div(s.W - rw, s.sw);
-      src.ntaps = nt; src.off_h = ph.off_h.data(); src.off_w = ph.off_w.data();
-      GridView<S> dst = grid_view(grad_in.mutable_data_ptr<S>(), grad_in, 0);
-      dst.step_h = s.sh; dst.step_w = s.sw; dst.off_h = &rh; dst.off_w = &rw;
-      nhwc_igemm(uk, s.G, s.N, src, Cg, dst, N, N, kb, b, bias ? bv.data() : nullptr, s);
+      PhaseTaps ph(dims_h, dims_w, rh, rw);
+      std::vector<int64_t> toff(ph.kh.size());
+      for (size_t t = 0; t < toff.size(); ++t) toff[t] = ph.kh[t] * ws[2] + ph.kw[t] * ws[3];
+      phases.emplace_back(rh, rw, std::move(ph), toff, weight, s, uk);
     }
   }
+  const GridView<const P> src = grid_view(as_packed<S, P>(grad_out), grad_out, 0);
+  const GridView<S> gin_view = grid_view(grad_in.mutable_data_ptr<S>(), grad_in, 0);
+  // Staged: up to half grad_input's size.
+  over_images<S>(grad_out, src, grad_in.numel() / 2, [&](const GridView<const P>& go_view,
+                                                         int64_t n0, int64_t nb) {
+    for (const Phase& p : phases) {
+      GridView<const P> go = go_view;
+      go.GH = ceil_div(s.H - p.rh, s.sh); go.GW = ceil_div(s.W - p.rw, s.sw);
+      go.ntaps = static_cast<int64_t>(p.taps.kh.size());
+      go.off_h = p.taps.off_h.data(); go.off_w = p.taps.off_w.data();
+      GridView<S> dst = gin_view;
+      dst.base += n0 * dst.sn;
+      dst.step_h = s.sh; dst.step_w = s.sw; dst.off_h = &p.rh; dst.off_w = &p.rw;
+      nhwc_igemm(uk, s.G, nb, go, Cg, dst, N, N, p.kb, p.b, bias ? bv.data() : nullptr, s);
+    }
+  });
 }
 
 // The kernel grad_weight runs: its A operand (grad_out) is packed into

@@ -157,6 +157,8 @@ void nhwc_igemm(const UKernelIgemm<P, T>& uk, int64_t G, int64_t Nimg,
 
   at::parallel_for(0, tasks, grain_size(tasks, s), [&](int64_t begin, int64_t end) {
     Scratch<T> c(plan.MC * plan.NC);
+    // C rows rounded to S (bfloat16 stored with channels apart, strided).
+    std::vector<S> rounded(std::is_same_v<S, c10::BFloat16> && dst.sc != 1 ? plan.MC * plan.NC : 0);
     std::vector<const P*> rows(plan.MC * max_ks);
     std::vector<Pixel> pix;
     // Per pixel: its offset in src at tap offset (0, 0), and that position.
@@ -224,7 +226,8 @@ void nhwc_igemm(const UKernelIgemm<P, T>& uk, int64_t G, int64_t Nimg,
       }
       if (kb.blocks.empty()) std::fill(c.ptr, c.ptr + plan.MC * plan.NC, T(0));
 
-      // Store: one run of nj channels per pixel.
+      // Store: per pixel, a run of nj channels (channels innermost), or
+      // per channel, runs of pixels (channels apart).
       S* out = dst.base + (g * dst_g + j0) * dst.sc;
       const int64_t oh = dst.toff_h(0), ow = dst.toff_w(0);
       for (int64_t i = 0; i < mq; ++i) {
@@ -247,23 +250,38 @@ void nhwc_igemm(const UKernelIgemm<P, T>& uk, int64_t G, int64_t Nimg,
           } else {
             for (int64_t j = 0; j < nj; ++j) dv[j] = static_cast<S>(rv[j]);
           }
-        } else if (dst.sw == 1 && dst.step_w == 1) {
-          // Channels apart (an NCHW output): a run of the pixels that share
-          // this one's output row, stored channel by channel.
+        } else {
+          // Channels apart (an NCHW output): the pixels from this one on
+          // that share its output row, stored channel by channel.
           int64_t len = 1;
           while (i + len < mq && pix[i + len].x == px.x + len && pix[i + len].y == px.y &&
                  pix[i + len].n == px.n)
             ++len;
+          const int64_t xs = dst.step_w * dst.sw;
+          if constexpr (std::is_same_v<S, c10::BFloat16> && std::is_same_v<T, float>) {
+            if (xs != 1 && bf16_store) {
+              // Every other pixel (a stride phase): rows rounded with the
+              // vector store first, then moved as bits.
+              for (int64_t l = 0; l < len; ++l)
+                bf16_store(reinterpret_cast<Bf16Bits*>(rounded.data()) + l * nj,
+                           row + l * plan.NC, bias ? bias + g * N + j0 : nullptr, nj);
+              for (int64_t j = 0; j < nj; ++j)
+                for (int64_t l = 0; l < len; ++l) d[j * dst.sc + l * xs] = rounded[l * nj + j];
+              i += len - 1;
+              continue;
+            }
+          }
           for (int64_t j = 0; j < nj; ++j) {
             const T bj = bias ? bias[g * N + j0 + j] : T(0);
             S* __restrict dj = d + j * dst.sc;
             const T* __restrict rj = row + j;
-            for (int64_t l = 0; l < len; ++l) dj[l] = static_cast<S>(rj[l * plan.NC] + bj);
+            if (xs == 1) {  // a unit-stride run: this vectorises (gathers from C)
+              for (int64_t l = 0; l < len; ++l) dj[l] = static_cast<S>(rj[l * plan.NC] + bj);
+            } else {
+              for (int64_t l = 0; l < len; ++l) dj[l * xs] = static_cast<S>(rj[l * plan.NC] + bj);
+            }
           }
           i += len - 1;
-        } else {
-          for (int64_t j = 0; j < nj; ++j)
-            d[j * dst.sc] = static_cast<S>(row[j] + (bias ? bias[g * N + j0 + j] : T(0)));
         }
       }
     }
