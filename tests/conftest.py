@@ -117,6 +117,19 @@ class ConvCase:
         return x, w, b
 
 
+def staged_grad_weight(dtype, C, OC, kernel, out_px, groups=1):
+    """Whether an NCHW 2D grad_weight takes nhwc_staged (the rule in
+    csrc/ops/cpu/conv_path.h): groups 1, 32+ channels in and out; bfloat16 on
+    AMX with at most 1024 output pixels an image, or taps > 1 and >= 256 input
+    channels; float32 with taps > 1 and at most 256 pixels."""
+    taps = math.prod(kernel)
+    if groups != 1 or len(kernel) != 2 or C < 32 or OC < 32:
+        return False
+    if dtype == torch.bfloat16:
+        return "amx" in convext.cpu_isa() and (out_px <= 1024 or (taps > 1 and C >= 256))
+    return dtype == torch.float32 and taps > 1 and out_px <= 256
+
+
 def case_id(case):
     parts = [f"{case.dims}d", f"n{case.N}c{case.C}o{case.OC}",
              "x".join(map(str, case.size)) + "k" + "x".join(map(str, case.kernel))]

@@ -3,9 +3,11 @@ grad_input) whose source, input (grad_output), is NCHW, float32 or bfloat16,
 groups 1, a 2D kernel and at least 512 result pixels per image is staged a
 few images at a time with its channels innermost, then run through the
 channels-last indirect GEMM, which stores into the NCHW result (grad_input:
-per stride phase, every other pixel). Values against torch in float64
-(forward and the gradients), the paths the selector reports, and the layouts
-of the source the staging reads."""
+per stride phase, every other pixel). grad_weight on small images stages
+grad_output and input whole and transposes the channels-last weight it
+computes. Values against torch in float64 (forward and the gradients), the
+paths the selector reports (rules in csrc/ops/cpu/conv_path.h), and the
+layouts of the source the staging reads."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,7 +15,7 @@ import torch.nn.functional as F
 import convext
 from convext import _C
 
-from conftest import ConvCase, assert_close_to_torch, case_id, dtype_id
+from conftest import ConvCase, assert_close_to_torch, case_id, dtype_id, staged_grad_weight
 
 BF16_IGEMM = "bf16" in convext.cpu_isa() or "amx" in convext.cpu_isa()
 
@@ -27,38 +29,42 @@ CASES = [
     ConvCase(2, 2, 30, 40, (70, 75), (2, 2), stride=3, padding=1),
     # non-square kernel and padding, no bias, one image
     ConvCase(2, 1, 64, 64, (20, 30), (3, 5), padding=(1, 2), bias=False),
+    # small images: grad_weight staged (float32 too), forward and grad_input not
+    ConvCase(2, 2, 48, 40, (12, 14), (3, 3), padding=1),
+    ConvCase(2, 3, 40, 56, (7, 9), (1, 1)),  # 1x1: no weight transpose
 ]
-
-
 def paths(x, w, case):
-    """(forward, grad_input) paths, grad_output NCHW."""
+    """(forward, grad_input, grad_weight) paths, grad_output NCHW."""
     st, pd, dl, g = case.op_params()
     if isinstance(case.padding, str):
         pd = [d * (k - 1) // 2 for d, k in zip(dl, case.kernel)]
     out = F.conv2d(x, w, stride=st, padding=pd, dilation=dl)
     return (_C.cpu_path("conv2d", x, w, [], st, pd, dl, g),
-            _C.cpu_path("conv2d_grad_input", out, w, list(x.shape), st, pd, dl, g))
+            _C.cpu_path("conv2d_grad_input", out, w, list(x.shape), st, pd, dl, g),
+            _C.cpu_path("conv2d_grad_weight", out, x, list(w.shape), st, pd, dl, g))
 
 
-def expected_paths(dtype, case):
-    """Both staged, except float32 grad_input with one tap a phase (kernel <=
-    stride both ways); None where bfloat16 has no igemm kernel."""
-    if dtype == torch.bfloat16 and not BF16_IGEMM:
-        return None
+def expected_paths(x, w, out, case):
+    """Which of (forward, grad_input, grad_weight) take nhwc_staged, by the
+    rules of conv_path.h."""
+    dtype = x.dtype
+    igemm = dtype == torch.float32 or BF16_IGEMM
     st = case.stride if isinstance(case.stride, tuple) else (case.stride,) * 2
+    kernel_2d = all(k > 1 for k in case.kernel)
     one_tap = all(k <= s for k, s in zip(case.kernel, st))
-    gi = "nhwc_staged" if dtype == torch.bfloat16 or not one_tap else "staged or gather"
-    return "nhwc_staged", gi
+    out_px, in_px = out.shape[2] * out.shape[3], x.shape[2] * x.shape[3]
+    fwd = igemm and kernel_2d and out_px >= 512
+    gi = igemm and kernel_2d and in_px >= 512 and (dtype == torch.bfloat16 or not one_tap)
+    return fwd, gi, staged_grad_weight(dtype, case.C, case.OC, case.kernel, out_px)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=dtype_id)
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_matches_torch(case, dtype):
     x, w, b = case.make(dtype)
-    want = expected_paths(dtype, case)
-    if want:
-        fwd, gi = paths(x, w, case)
-        assert fwd == want[0] and (gi == want[1] or gi in want[1].split(" or ")), (fwd, gi)
+    got = paths(x, w, case)
+    want = expected_paths(x, w, F.conv2d(x, w, **case.conv_kwargs), case)
+    assert tuple(p == "nhwc_staged" for p in got) == want, got
     out = assert_close_to_torch(2, x, w, b, **case.conv_kwargs)
     assert out.is_contiguous()
 
@@ -81,7 +87,7 @@ def test_strided_inputs(view, dtype):
         big[:, 8:32] = x
         x = big[:, 8:32]
     assert not x.is_contiguous() and x.stride(1) != 1
-    if expected_paths(dtype, case):
+    if dtype == torch.float32 or BF16_IGEMM:
         assert paths(x, w, case)[0] == "nhwc_staged"
     assert_close_to_torch(2, x, w, b, padding=1)
 

@@ -168,7 +168,8 @@ void CpuKernels::grad_weight(const at::Tensor& grad_out, const at::Tensor& input
       case CpuPath::kSmallC: return small_c_grad_weight(grad_out, input, grad_w, s);
       case CpuPath::kGrouped:
         return grouped_grad_weight<scalar_t>(grad_out, input, grad_w, s);
-      case CpuPath::kNhwc: return nhwc_grad_weight(grad_out, input, grad_w, s);
+      case CpuPath::kNhwc:
+      case CpuPath::kNhwcStaged: return nhwc_grad_weight(grad_out, input, grad_w, s);
       default:
         if constexpr (std::is_same_v<scalar_t, c10::BFloat16>) {
           if (ukernels().bf16_tiles.fn)  // AMX: outer products on tiles beat dot products

@@ -24,16 +24,20 @@
 //                   channel runs in place, when an igemm kernel exists for
 //                   the dtype and a group's channels fill half its panel;
 //                   grad_weight (any dtype) packing pixel rows (nhwc_conv_cpu.h)
-//   nhwc_staged     forward and grad_input, float or bfloat16, groups 1, a
-//                   2D kernel (KH, KW > 1), the source (input, grad_out)
-//                   with channels apart (NCHW) and at least 512 pixels an
-//                   image on the result's side: a few images at a time are
-//                   staged channels innermost and run as nhwc, storing into
-//                   the result as it is laid out. gather/staged copy a 9x
-//                   im2col into panels (bf16 l1.3x3 forward 2.4 -> 1.4 ms);
-//                   small images lose (too few pixels for the tiles), 1D
-//                   kernels and float32 grad_input with one tap a phase (2x2
-//                   stride 2) ran faster on gather
+//   nhwc_staged     float or bfloat16, groups 1, 2D, tensors with channels
+//                   apart (NCHW) staged channels innermost and run as nhwc,
+//                   storing into the result as it is laid out. forward and
+//                   grad_input (source input/grad_out): KH, KW > 1 and at
+//                   least 512 pixels an image on the result's side, a few
+//                   images staged at a time; gather/staged copy a 9x im2col
+//                   into panels (bf16 l1.3x3 forward 2.4 -> 1.4 ms). Small
+//                   images lose (too few pixels for the tiles), 1D kernels and
+//                   float32 grad_input with one tap a phase (2x2 stride 2) ran
+//                   faster on gather. grad_weight (both staged whole, the
+//                   weight transposed after), 32+ channels in and out: bf16
+//                   on AMX with at most 1024 output pixels an image, or taps
+//                   > 1 and >= 256 input channels; float32 with taps > 1 and
+//                   at most 256 pixels
 //   pointwise       forward, 1x1, stride 1, no padding, input rows contiguous
 //                   and packed as stored: B packed straight from the input
 //   staged          forward and grad_input, stride 1, when staging pays

@@ -75,23 +75,29 @@ ScratchVector<S> fused_group_weight(const at::Tensor& weight, const ConvShape& s
 }
 
 // dst[((n - n0)*H*W + y*W + x)*C + c] = t[n][c][y][x] for n0 <= n < n0 + nb:
-// images of t (N, C, H, W) staged with their channels innermost, in blocks
-// of 32 pixels (each channel's run read whole, the block written within L1).
+// images of t (N, C, H, W) staged with their channels innermost, in tiles of
+// 32 pixels by 32 channels: a tile's source runs and destination rows stay in
+// L1 (a tile of all the channels outgrew it, at 512 channels 2x slower).
 template <typename S>
 void stage_channels_innermost(const at::Tensor& t, int64_t n0, int64_t nb, S* dst) {
+  constexpr int64_t kTile = 32;
   const int64_t C = t.size(1), W = t.size(3), HW = t.size(2) * W;
-  const int64_t blocks = ceil_div(HW, int64_t(32));
+  const int64_t pb = ceil_div(HW, kTile), cb = ceil_div(C, kTile);
   const auto ts = t.strides();
-  const S* x = t.const_data_ptr<S>();
-  at::parallel_for(0, nb * blocks, 1, [&](int64_t b, int64_t e) {
-    int64_t off[32];
+  const S* src = t.const_data_ptr<S>();
+  at::parallel_for(0, nb * pb * cb, 1, [&](int64_t b, int64_t e) {
+    int64_t off[kTile];
     for (int64_t i = b; i < e; ++i) {
-      const int64_t n = i / blocks, p0 = (i % blocks) * 32, np = std::min<int64_t>(32, HW - p0);
-      for (int64_t j = 0; j < np; ++j)
-        off[j] = (n0 + n) * ts[0] + ((p0 + j) / W) * ts[2] + ((p0 + j) % W) * ts[3];
-      S* d = dst + (n * HW + p0) * C;
-      for (int64_t c = 0; c < C; ++c) {
-        const S* xc = x + c * ts[1];
+      const int64_t c0 = (i % cb) * kTile, nc = std::min(kTile, C - c0);
+      const int64_t p0 = (i / cb % pb) * kTile, np = std::min(kTile, HW - p0), n = i / (cb * pb);
+      int64_t y = p0 / W, x = p0 % W;  // then stepped, without divisions
+      for (int64_t j = 0; j < np; ++j) {
+        off[j] = (n0 + n) * ts[0] + y * ts[2] + x * ts[3];
+        if (++x == W) x = 0, ++y;
+      }
+      S* d = dst + (n * HW + p0) * C + c0;
+      for (int64_t c = 0; c < nc; ++c) {
+        const S* xc = src + (c0 + c) * ts[1];
         for (int64_t j = 0; j < np; ++j) d[j * C + c] = xc[off[j]];
       }
     }
@@ -396,10 +402,39 @@ void nhwc_grad_weight(const at::Tensor& grad_out, const at::Tensor& input, at::T
                       const ConvShape& s) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, grad_out.scalar_type(),
                                   "convext_nhwc_grad_weight", [&] {
-    with_ukernel<scalar_t, true>([&](const auto& uk) {
-      grad_weight_packed<scalar_t>(grad_out, input, grad_w, s,
-                                   gw_kernel<scalar_t>(uk, grad_out, s, s.taps() * s.icg()));
-    });
+    auto run = [&](const at::Tensor& go, const at::Tensor& in, at::Tensor& gw) {
+      with_ukernel<scalar_t, true>([&](const auto& uk) {
+        grad_weight_packed<scalar_t>(go, in, gw, s,
+                                     gw_kernel<scalar_t>(uk, go, s, s.taps() * s.icg()));
+      });
+    };
+    if (grad_out.stride(1) == 1 && input.stride(1) == 1) return run(grad_out, input, grad_w);
+    // nhwc_staged: the tensors with channels apart staged whole, channels
+    // innermost (the reduction runs over every image at once). The weight is
+    // computed channels innermost too, then transposed: stored in place, each
+    // tap's tile wrote every 9th value of lines the other taps wrote again.
+    auto channels_last = [](const at::Tensor& t, scalar_t* buf) {
+      const int64_t C = t.size(1), H = t.size(2), W = t.size(3);
+      return at::from_blob(buf, t.sizes(), {C * H * W, 1, W * C, C}, t.options());
+    };
+    auto staged = [&](const at::Tensor& t, Scratch<scalar_t>& buf) {
+      if (t.stride(1) == 1) return t;
+      stage_channels_innermost(t, 0, t.size(0), buf.ptr);
+      return channels_last(t, buf.ptr);
+    };
+    Scratch<scalar_t> go_buf(grad_out.stride(1) == 1 ? 0 : grad_out.numel());
+    Scratch<scalar_t> in_buf(input.stride(1) == 1 ? 0 : input.numel());
+    const at::Tensor go = staged(grad_out, go_buf), in = staged(input, in_buf);
+    if (grad_w.stride(1) == 1) return run(go, in, grad_w);
+    Scratch<scalar_t> w_buf(grad_w.numel());
+    at::Tensor gw = channels_last(grad_w, w_buf.ptr);
+    run(go, in, gw);
+    if (!grad_w.is_contiguous()) return void(grad_w.copy_(gw));
+    // (OC, taps, C) -> (OC, C, taps): the staging transpose, the taps as the
+    // channels and the channels as the pixels (at::copy_ ran 2x slower).
+    const int64_t OC = grad_w.size(0), C = grad_w.size(1), taps = s.taps();
+    stage_channels_innermost(gw.view({OC, C, taps}).transpose(1, 2).unsqueeze(3), 0, OC,
+                             grad_w.mutable_data_ptr<scalar_t>());
   });
 }
 
