@@ -42,6 +42,7 @@ PYBIND11_MODULE(_C, m) {
   m.def("_ukernel_gemm", &cpu::ukernel_gemm, pybind11::arg("isa"), pybind11::arg("kc"), pybind11::arg("a"),
         pybind11::arg("b"), pybind11::arg("c"), pybind11::arg("ldc"), pybind11::arg("accumulate"),
         pybind11::arg("tiles") = false);
+  m.def("_ukernel_transpose_words16", &cpu::ukernel_transpose_words16);
   m.def("_ukernel_taps_row", &cpu::ukernel_taps_row);
   m.def("_ukernel_taps_dot", &cpu::ukernel_taps_dot);
   m.def("_ukernel_vtaps_row", &cpu::ukernel_vtaps_row);

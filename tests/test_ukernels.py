@@ -279,6 +279,24 @@ def test_taps_row(isa, dtype):
             assert (out[n + ROW_SLACK:] == -123.0).all(), f"{isa}: wrote past n + kRowSlack"
 
 
+@pytest.mark.parametrize("isa", RUN)
+def test_transpose_words16(isa):
+    """The bfloat16/float weight packers' word transpose: rows j < nj of src
+    become columns, columns nj..15 zeros; rows of dst past np and columns
+    past 16 untouched. Partial blocks of 16 words, and nj from 0 to 16."""
+    gen = torch.Generator().manual_seed(3)
+    for nj, np_ in [(16, 16), (16, 40), (5, 17), (0, 3), (1, 1), (16, 0), (11, 33)]:
+        src = torch.randint(-2**31, 2**31 - 1, (max(nj, 1), np_ + 3), generator=gen,
+                            dtype=torch.int32)
+        dst = torch.full((np_ + 2, 20), 7, dtype=torch.int32)
+        if not _C._ukernel_transpose_words16(isa, dst, src, nj, np_):
+            pytest.skip(f"{isa} has no transpose_words16")
+        want = torch.zeros(np_, 16, dtype=torch.int32)
+        want[:, :nj] = src[:nj, :np_].t()
+        assert torch.equal(dst[:np_, :16], want), (nj, np_)
+        assert (dst[np_:] == 7).all() and (dst[:, 16:] == 7).all(), (nj, np_)
+
+
 @pytest.mark.parametrize("dtype", ROW_DTYPES, ids=dtype_name)
 @pytest.mark.parametrize("isa", RUN)
 def test_taps_row_nan_stays_in_its_lane(isa, dtype):

@@ -58,24 +58,90 @@ struct KBlocks {
   }
 };
 
+// out[2j] = a[j], out[2j + 1] = b[j] for j < n, a null source reading zeros.
+template <typename P>
+void interleave_pair(P* out, const P* a, const P* b, int64_t n) {
+  if (a && b) {
+    for (int64_t j = 0; j < n; ++j) { out[2 * j] = a[j]; out[2 * j + 1] = b[j]; }
+  } else if (a) {
+    for (int64_t j = 0; j < n; ++j) { out[2 * j] = a[j]; out[2 * j + 1] = P(0); }
+  } else if (b) {
+    for (int64_t j = 0; j < n; ++j) { out[2 * j] = P(0); out[2 * j + 1] = b[j]; }
+  } else {
+    std::fill(out, out + 2 * n, P(0));
+  }
+}
+
 // Packs B[(t, c)][j] = w[j*js + toff[t] + c*cs] for block `blk`, j < N, as
 // panels of NR columns in the microkernel's layout (pairs along k for kr 2),
 // zero past N and in each tap's pad rows. dst: the block's first panel.
-// Column by column: a column's source is one run along c per tap (unit
-// stride in a channels-last weight) and its destination stays in L1, so the
+// Tap by tap, column by column: a column's source is one run along c (unit
+// stride in a channels-last weight) and the tap's rows stay in L1, so the
 // loop is a load and a store per value (row-major walks cost a cache line
-// per value and were a third of a 7x7 layer's forward).
+// per value and were a third of a 7x7 layer's forward; all taps of a column
+// at once outgrew L1 at 256 channels).
 // Each tap's rows are padded with zero rows to a multiple of `pad`.
 template <typename P, typename S>
 void pack_weight_block(const S* w, int64_t js, int64_t cs, const int64_t* toff, int64_t N,
                        const KBlock& blk, int NR, int R, int pad, P* dst) {
   TORCH_INTERNAL_ASSERT(R == 1 || R == 2);
   const int64_t kcR = round_up(blk.kc, std::max(R, pad)), rows = (blk.t1 - blk.t0) * kcR;
+  const auto transpose = ukernels().transpose_words16;
+  if (transpose && cs == 1 && NR % 16 == 0 && R * sizeof(P) == 4 && sizeof(P) == sizeof(S)) {
+    // A channels-last weight: a float, or a bfloat16 (c, c+1) pair, is a
+    // 4-byte word, so 16 columns' words transpose in registers; an odd last
+    // channel and the pad rows after, column by column. (One value at a time
+    // this was a third of a bf16 l4.3x3 forward.)
+    const int64_t words = blk.kc / R;
+    for (int64_t p = 0; p * NR < N; ++p) {
+      P* panel = dst + p * rows * NR;
+      for (int64_t t = blk.t0; t < blk.t1; ++t) {
+        P* tap = panel + (t - blk.t0) * kcR * NR;
+        for (int64_t j0 = 0; j0 < NR; j0 += 16) {
+          const int64_t jj0 = p * NR + j0, nj = std::clamp<int64_t>(N - jj0, 0, 16);
+          const S* src = w + jj0 * js + toff[t] + blk.c0;
+          transpose(tap + j0 * R, NR * 4, src, js * int64_t(sizeof(S)), nj, words);
+          for (int64_t j = 0; j < 16; ++j) {
+            P* out = tap + (j0 + j) * R;
+            for (int64_t cc = R * words; cc < kcR; ++cc)
+              out[(cc / R) * NR * R + cc % R] =
+                  j < nj && cc < blk.kc ? pack_value<P>(src[j * js + cc]) : P(0);
+          }
+        }
+      }
+    }
+    return;
+  }
+  if (js == 1 && sizeof(P) == sizeof(S)) {
+    // Columns adjacent (grad_input's transposed channels-last weight): each
+    // row is a run of columns (R = 1), or interleaves two (a pair row).
+    for (int64_t p = 0; p * NR < N; ++p) {
+      P* panel = dst + p * rows * NR;
+      const int64_t nj = std::min<int64_t>(NR, N - p * NR);
+      for (int64_t t = blk.t0; t < blk.t1; ++t) {
+        P* tap = panel + (t - blk.t0) * kcR * NR;
+        const S* src = w + p * NR + toff[t] + blk.c0 * cs;
+        for (int64_t cc = 0; cc < kcR; cc += R) {
+          const P* a = cc < blk.kc ? reinterpret_cast<const P*>(src + cc * cs) : nullptr;
+          P* out = tap + (cc / R) * NR * R;
+          if (R == 1) {
+            if (a) std::copy(a, a + nj, out);
+            std::fill(out + (a ? nj : 0), out + NR, P(0));
+            continue;
+          }
+          const P* b = cc + 1 < blk.kc ? reinterpret_cast<const P*>(src + (cc + 1) * cs) : nullptr;
+          interleave_pair(out, a, b, nj);
+          std::fill(out + 2 * nj, out + 2 * NR, P(0));
+        }
+      }
+    }
+    return;
+  }
   for (int64_t p = 0; p * NR < N; ++p) {
     P* panel = dst + p * rows * NR;
-    for (int64_t j = 0; j < NR; ++j) {
-      const int64_t jj = p * NR + j;
-      for (int64_t t = blk.t0; t < blk.t1; ++t) {
+    for (int64_t t = blk.t0; t < blk.t1; ++t) {  // a tap's panel rows stay in L1
+      for (int64_t j = 0; j < NR; ++j) {
+        const int64_t jj = p * NR + j;
         P* out = panel + (t - blk.t0) * kcR * NR + j * R;  // row (t - t0)*kcR, column j
         const S* src = w + jj * js + toff[t] + blk.c0 * cs;
         const int64_t valid = jj < N ? blk.kc : 0;
@@ -305,20 +371,6 @@ const P* run_as_packed(const S* p, int64_t len, P* buf) {
   } else {
     for (int64_t i = 0; i < len; ++i) buf[i] = pack_value<P>(p[i]);
     return buf;
-  }
-}
-
-// out[2j] = a[j], out[2j + 1] = b[j] for j < n, a null source reading zeros.
-template <typename P>
-void interleave_pair(P* out, const P* a, const P* b, int64_t n) {
-  if (a && b) {
-    for (int64_t j = 0; j < n; ++j) { out[2 * j] = a[j]; out[2 * j + 1] = b[j]; }
-  } else if (a) {
-    for (int64_t j = 0; j < n; ++j) { out[2 * j] = a[j]; out[2 * j + 1] = P(0); }
-  } else if (b) {
-    for (int64_t j = 0; j < n; ++j) { out[2 * j] = P(0); out[2 * j + 1] = b[j]; }
-  } else {
-    std::fill(out, out + 2 * n, P(0));
   }
 }
 

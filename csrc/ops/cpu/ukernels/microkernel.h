@@ -159,6 +159,12 @@ struct UKernelSet {
   // dst[j] = bfloat16(src[j] + (bias ? bias[j] : 0)), j < n, rounded to
   // nearest even (vcvtneps2bf16); null where the CPU lacks AVX512-BF16.
   void (*bf16_store)(Bf16Bits* dst, const float* src, const float* bias, int64_t n) = nullptr;
+  // 4-byte words transposed, 16 source rows at a time: word p of row j
+  // (src + j*lds + 4p bytes) to row p, column j (dst + p*ldd + 4j bytes), for
+  // p < np and every j < 16, rows j >= nj read as zeros. The bfloat16 weight
+  // packers move (k, k+1) pairs with it. Null where the CPU lacks AVX-512.
+  void (*transpose_words16)(void* dst, int64_t ldd, const void* src, int64_t lds, int64_t nj,
+                            int64_t np) = nullptr;
   // Strided-A forms of f32 (and its wide tile) and f64 (fn null where absent).
   UKernelStrided<float> f32_strided, f32_strided_wide;
   UKernelStrided<double> f64_strided;

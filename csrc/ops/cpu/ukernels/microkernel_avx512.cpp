@@ -3,6 +3,7 @@
 // grouped direct-conv row kernels (grouped_body.h).
 #include "ops/cpu/ukernels/microkernel.h"
 
+#include <algorithm>
 #include <vector>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -103,6 +104,47 @@ void grouped_expand_f32(float* dst, int64_t ds, const float* raw, int64_t rs, in
   }
 }
 
+// A 16 x 16 matrix of 4-byte values transposed in registers: rows r[i]
+// become columns (unpacks within 128-bit lanes, then lane shuffles).
+inline void transpose16(__m512i r[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    r[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    r[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    r[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int i = 0; i < 2; ++i) {
+    for (int k = 0; k < 4; ++k) {
+      t[8 * i + k] = _mm512_shuffle_i32x4(r[8 * i + k], r[8 * i + 4 + k], 0x88);
+      t[8 * i + 4 + k] = _mm512_shuffle_i32x4(r[8 * i + k], r[8 * i + 4 + k], 0xdd);
+    }
+  }
+  for (int k = 0; k < 8; ++k) {
+    r[k] = _mm512_shuffle_i32x4(t[k], t[8 + k], 0x88);
+    r[8 + k] = _mm512_shuffle_i32x4(t[k], t[8 + k], 0xdd);
+  }
+}
+
+void transpose_words16(void* dst, int64_t ldd, const void* src, int64_t lds, int64_t nj,
+                       int64_t np) {
+  const char* s = static_cast<const char*>(src);
+  char* d = static_cast<char*>(dst);
+  for (int64_t p0 = 0; p0 < np; p0 += 16) {
+    const int64_t n = std::min<int64_t>(16, np - p0);
+    const __mmask16 m = n == 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1);
+    __m512i r[16];
+    for (int j = 0; j < 16; ++j)
+      r[j] = j < nj ? _mm512_maskz_loadu_epi32(m, s + j * lds + p0 * 4) : _mm512_setzero_si512();
+    transpose16(r);
+    for (int64_t p = 0; p < n; ++p) _mm512_storeu_si512(d + (p0 + p) * ldd, r[p]);
+  }
+}
+
 }  // namespace avx512
 
 bool ukernels_avx512(UKernelSet* out) {
@@ -115,6 +157,7 @@ bool ukernels_avx512(UKernelSet* out) {
   out->f32_strided_wide = {&avx512::ukernel_strided<avx512::VF, 6, 4>, 6, 64};
   out->f64_strided = {&avx512::ukernel_strided<avx512::VD, 8, 3>, 8, 24};
   out->f32_dot = {&avx512::dot_f32, 4, 4, 16};
+  out->transpose_words16 = &avx512::transpose_words16;
   out->row_f32 = avx512::row_kernels<avx512::VF>();
   out->row_f64 = avx512::row_kernels<avx512::VD>();
   out->grouped_f32 = avx512::grouped_kernels<avx512::VF>();

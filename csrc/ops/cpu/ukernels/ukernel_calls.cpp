@@ -100,6 +100,21 @@ void ukernel_gemm(const std::string& isa, int64_t kc, const at::Tensor& a, const
   }
 }
 
+bool ukernel_transpose_words16(const std::string& isa, const at::Tensor& dst,
+                               const at::Tensor& src, int64_t nj, int64_t np) {
+  const auto fn = set_of(isa).transpose_words16;
+  if (!fn) return false;
+  TORCH_CHECK(dst.dim() == 2 && src.dim() == 2 && dst.scalar_type() == at::kInt &&
+                  src.scalar_type() == at::kInt && dst.stride(1) == 1 && src.stride(1) == 1,
+              "transpose_words16: int32 matrices with unit column stride");
+  TORCH_CHECK(nj >= 0 && nj <= 16 && np >= 0 && dst.size(0) >= np && dst.size(1) >= 16 &&
+                  src.size(0) >= nj && (nj == 0 || src.size(1) >= np),
+              "transpose_words16: sizes too small");
+  fn(dst.mutable_data_ptr<int32_t>(), dst.stride(0) * 4, src.const_data_ptr<int32_t>(),
+     src.stride(0) * 4, nj, np);
+  return true;
+}
+
 void ukernel_taps_row(const std::string& isa, const at::Tensor& out, int64_t n,
                       const at::Tensor& src, const at::Tensor& w, double init) {
   float_or_double(out, [&](auto zero) {

@@ -30,6 +30,12 @@ std::tuple<int64_t, int64_t, int64_t, int64_t> ukernel_tile(const std::string& i
 void ukernel_gemm(const std::string& isa, int64_t kc, const at::Tensor& a, const at::Tensor& b,
                   const at::Tensor& c, int64_t ldc, bool accumulate, bool tiles);
 
+// transpose_words16 (null in `isa`'s set: returns false): dst (np, ldd)
+// int32 rows get word p of src's rows j < nj (src (nj, lds) int32) at
+// column j, and zeros in columns nj..15; nothing else of dst is written.
+bool ukernel_transpose_words16(const std::string& isa, const at::Tensor& dst,
+                               const at::Tensor& src, int64_t nj, int64_t np);
+
 // The depthwise row kernels; src (and w for vtaps_row, acc for vtaps_acc)
 // are (ntaps, length) tensors, one tap per row. vtaps_row/vtaps_acc run np
 // pixels of n channels each, packed one after the other in src, out and g.
