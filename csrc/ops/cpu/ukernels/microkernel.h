@@ -72,6 +72,14 @@ struct UKernelStrided {
   int kr = 1;
 };
 
+// The same entry point for a tile kernel (ka = 32) that reads A in place
+// with k innermost instead, a row per C row:
+//   C[i][j] (= or +=) sum_{k<kc} a[i*lda + k] * B[k][j],   i < MR,
+// kc a multiple of 32 (rows read whole), B packed as for UKernel. The AMX
+// grad_weight's A is grad_out transposed, one row of pixels per channel.
+template <typename P, typename T = P>
+using UKernelRows = UKernelStrided<P, T>;
+
 // bfloat16 operands travel as their raw bits (ISA files include no torch header).
 using Bf16Bits = uint16_t;
 
@@ -149,6 +157,7 @@ struct UKernelSet {
   // OS lacks AMX-BF16.
   UKernel<Bf16Bits, float> bf16_tiles{nullptr, 0, 0, 2, 0};
   UKernelIgemm<Bf16Bits, float> bf16_igemm_tiles{nullptr, 0, 0, 2, 0};
+  UKernelRows<Bf16Bits, float> bf16_tiles_rows;  // (AMX)
   // Indirect forms of f32, f64 and bf16 (fn null where an ISA lacks one).
   UKernelIgemm<float> f32_igemm;
   // A wider float tile for N sides that fill its panels better (64 or 128

@@ -126,6 +126,19 @@ void ukernel(int64_t kc, const Bf16Bits* a, const Bf16Bits* b, float* c, int64_t
   store_c(c, ldc);
 }
 
+// A in place (UKernelRows): rows 0-15 and 16-31 of each chunk lda apart.
+void ukernel_rows(int64_t kc, const Bf16Bits* a, int64_t lda, const Bf16Bits* b, float* c,
+                  int64_t ldc, bool accumulate) {
+  configure_tiles();
+  begin_c(c, ldc, accumulate);
+  const int64_t as = lda * int64_t(sizeof(Bf16Bits));
+  for (int64_t k = 0; k < kc; k += kChunk) {
+    chunk_step(a + k, as, a + 16 * lda + k, as, b);
+    b += kBChunk;
+  }
+  store_c(c, ldc);
+}
+
 // Indirect A (UKernelIgemm, channels-last convs): row i of tap t is a pixel's
 // run of kc channels at a[t*MR + i]; B holds, per tap, kc rounded up to 32
 // pair rows (zero past kc). A 16-row A tile is loaded straight from the
@@ -203,6 +216,7 @@ bool has_amx_bf16() {
 bool ukernels_amx(UKernelSet* out) {
   out->bf16_tiles = {&amx::ukernel, amx::kMR, amx::kNR, 2, amx::kChunk};
   out->bf16_igemm_tiles = {&amx::ukernel_igemm, amx::kMR, amx::kNR, 2, amx::kChunk};
+  out->bf16_tiles_rows = {&amx::ukernel_rows, amx::kMR, amx::kNR};
   out->isa = "avx512+bf16+amx";
   return true;
 }
