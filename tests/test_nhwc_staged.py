@@ -44,7 +44,7 @@ def paths(x, w, case):
             _C.cpu_path("conv2d_grad_weight", out, x, list(w.shape), st, pd, dl, g))
 
 
-def expected_paths(x, w, out, case):
+def expected_paths(x, out, case):
     """Which of (forward, grad_input, grad_weight) take nhwc_staged, by the
     rules of conv_path.h."""
     dtype = x.dtype
@@ -63,7 +63,7 @@ def expected_paths(x, w, out, case):
 def test_matches_torch(case, dtype):
     x, w, b = case.make(dtype)
     got = paths(x, w, case)
-    want = expected_paths(x, w, F.conv2d(x, w, **case.conv_kwargs), case)
+    want = expected_paths(x, F.conv2d(x, w, **case.conv_kwargs), case)
     assert tuple(p == "nhwc_staged" for p in got) == want, got
     out = assert_close_to_torch(2, x, w, b, **case.conv_kwargs)
     assert out.is_contiguous()

@@ -223,8 +223,11 @@ void nhwc_igemm(const UKernelIgemm<P, T>& uk, int64_t G, int64_t Nimg,
 
   at::parallel_for(0, tasks, grain_size(tasks, s), [&](int64_t begin, int64_t end) {
     Scratch<T> c(plan.MC * plan.NC);
-    // C rows rounded to S (bfloat16 stored with channels apart, strided).
-    std::vector<S> rounded(std::is_same_v<S, c10::BFloat16> && dst.sc != 1 ? plan.MC * plan.NC : 0);
+    // C rows rounded to S (bfloat16 stored with channels apart, every other
+    // pixel: the strided store below).
+    const bool strided_rows = dst.sc != 1 && dst.step_w * dst.sw != 1;
+    ScratchVector<S> rounded(std::is_same_v<S, c10::BFloat16> && strided_rows ? plan.MC * plan.NC
+                                                                               : 0);
     std::vector<const P*> rows(plan.MC * max_ks);
     std::vector<Pixel> pix;
     // Per pixel: its offset in src at tap offset (0, 0), and that position.
