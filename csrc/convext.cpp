@@ -43,6 +43,7 @@ PYBIND11_MODULE(_C, m) {
         pybind11::arg("b"), pybind11::arg("c"), pybind11::arg("ldc"), pybind11::arg("accumulate"),
         pybind11::arg("tiles") = false);
   m.def("_ukernel_transpose_words16", &cpu::ukernel_transpose_words16);
+  m.def("_ukernel_transpose_halves32", &cpu::ukernel_transpose_halves32);
   m.def("_ukernel_taps_row", &cpu::ukernel_taps_row);
   m.def("_ukernel_taps_dot", &cpu::ukernel_taps_dot);
   m.def("_ukernel_vtaps_row", &cpu::ukernel_vtaps_row);

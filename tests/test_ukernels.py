@@ -297,6 +297,26 @@ def test_transpose_words16(isa):
         assert (dst[np_:] == 7).all() and (dst[:, 16:] == 7).all(), (nj, np_)
 
 
+@pytest.mark.parametrize("isa", RUN)
+def test_transpose_halves32(isa):
+    """The AMX grad_weight's grad_output transpose: rows j < nj of src become
+    columns, columns nj..31 zeros (rows past nj are null pointers, so a read
+    of one crashes); rows of dst past np and columns past 32 untouched. Odd
+    and partial blocks of 32 values, and nj from 0 to 32."""
+    gen = torch.Generator().manual_seed(4)
+    for nj, np_ in [(32, 32), (32, 64), (32, 97), (7, 33), (0, 3), (1, 1), (32, 0), (31, 2),
+                    (17, 63)]:
+        src = torch.randint(-2**15, 2**15 - 1, (max(nj, 1), np_), generator=gen,
+                            dtype=torch.int16)  # exact rows: an overread leaves the tensor
+        dst = torch.full((np_ + 2, 36), 7, dtype=torch.int16)
+        if not _C._ukernel_transpose_halves32(isa, dst, src, nj, np_):
+            pytest.skip(f"{isa} has no transpose_halves32")
+        want = torch.zeros(np_, 32, dtype=torch.int16)
+        want[:, :nj] = src[:nj, :np_].t()
+        assert torch.equal(dst[:np_, :32], want), (nj, np_)
+        assert (dst[np_:] == 7).all() and (dst[:, 32:] == 7).all(), (nj, np_)
+
+
 @pytest.mark.parametrize("dtype", ROW_DTYPES, ids=dtype_name)
 @pytest.mark.parametrize("isa", RUN)
 def test_taps_row_nan_stays_in_its_lane(isa, dtype):

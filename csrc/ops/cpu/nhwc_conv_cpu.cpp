@@ -267,35 +267,38 @@ void grad_weight_packed(const at::Tensor& grad_out, const at::Tensor& input, at:
     ScratchVector<P> row, row2;  // converted runs (half types packed as float)
   };
   // A tile kernel's A is grad_out transposed (rows of pixels per channel):
-  // transposed once here, 32 pixels at a time, rather than per column tile.
-  // Channel by channel within a block: each channel's 32 pixels are one
-  // 64-byte run of goT, read from the block's pixels (in L1); pixel by pixel
-  // it wrote one value per cache line, 60% of a 1x1 64->256 grad_weight.
-  // The tiles read it in place (UKernelRows): rows of Rp pixels (R rounded
-  // up to a chunk, zero past R), and a chunk's 32 rows past the last channel
-  // zero too, so a tile's whole chunks and rows stay in the buffer.
+  // transposed once here, 32 pixels at a time in registers
+  // (transpose_halves32), each channel's 32 pixels one 64-byte run of goT.
+  // Value by value this was 55% of a 1x1 64->256 grad_weight; per column
+  // tile and reduction block, into a task's own buffer, it measured 10-30%
+  // slower than once here. The tiles read it in place (UKernelRows): rows of
+  // Rp pixels (R rounded up to a chunk, zero past R), and a chunk's 32 rows
+  // past the last channel zero too, so a tile's whole chunks and rows stay
+  // in the buffer.
   const bool transpose = a_interleave(shape) > 2;
   const auto& rows_kernel = ukernels().bf16_tiles_rows;
+  const auto transpose_rows = ukernels().transpose_halves32;
   TORCH_INTERNAL_ASSERT(!transpose || (rows_kernel.fn && rows_kernel.mr == uk.mr &&
-                                       rows_kernel.nr == uk.nr));
+                                       rows_kernel.nr == uk.nr && transpose_rows));
   const int64_t Rp = round_up(R, int64_t(32));
   Scratch<P> goT(transpose ? (s.OC + 32) * Rp : 0);
-  if (transpose) {
-    at::parallel_for(0, ceil_div(R, int64_t(32)), 1, [&](int64_t b, int64_t e) {
-      const S* pix[32];
-      for (int64_t qb = b; qb < e; ++qb) {
-        const int64_t q0 = qb * 32, nq = std::min<int64_t>(32, R - q0);
-        Pixel px(q0, s.OH, s.OW);
-        for (int64_t qq = 0; qq < nq; ++qq, px = px.next(s.OH, s.OW))
-          pix[qq] = go + px.n * gs[0] + px.y * gs[2] + px.x * gs[3];
-        for (int64_t m = 0; m < s.OC; ++m) {
-          P* row = goT.ptr + m * Rp + q0;
-          for (int64_t qq = 0; qq < nq; ++qq) row[qq] = pack_value<P>(pix[qq][m]);
-          std::fill(row + nq, row + 32, P(0));
+  if constexpr (std::is_same_v<P, Bf16Bits> && sizeof(S) == sizeof(P)) {
+    if (transpose) {
+      at::parallel_for(0, ceil_div(R, int64_t(32)), 1, [&](int64_t b, int64_t e) {
+        const uint16_t* pix[32];
+        for (int64_t qb = b; qb < e; ++qb) {
+          const int64_t q0 = qb * 32, nq = std::min<int64_t>(32, R - q0);
+          Pixel px(q0, s.OH, s.OW);
+          for (int64_t qq = 0; qq < nq; ++qq, px = px.next(s.OH, s.OW))
+            pix[qq] = reinterpret_cast<const uint16_t*>(go + px.n * gs[0] + px.y * gs[2] +
+                                                        px.x * gs[3]);
+          transpose_rows(goT.ptr + q0, Rp, pix, nq, s.OC);
         }
-      }
-    });
-    std::fill(goT.ptr + s.OC * Rp, goT.ptr + (s.OC + 32) * Rp, P(0));
+      });
+      std::fill(goT.ptr + s.OC * Rp, goT.ptr + (s.OC + 32) * Rp, P(0));
+    }
+  } else {
+    TORCH_INTERNAL_ASSERT(!transpose);
   }
   // Packs A's channels [i0, i0 + mc) of the tile's rows (all of them, or a
   // strided kernel's last, partial panel).

@@ -174,6 +174,12 @@ struct UKernelSet {
   // packers move (k, k+1) pairs with it. Null where the CPU lacks AVX-512.
   void (*transpose_words16)(void* dst, int64_t ldd, const void* src, int64_t lds, int64_t nj,
                             int64_t np) = nullptr;
+  // 2-byte values transposed, 32 source rows at a time: value p of row j
+  // (rows[j][p]) to dst[p*ldd + j], for p < np and every j < 32, rows
+  // j >= nj read as zeros (and never dereferenced). The AMX grad_weight
+  // transposes channels-last grad_output with it. Null without AVX-512.
+  void (*transpose_halves32)(uint16_t* dst, int64_t ldd, const uint16_t* const* rows,
+                             int64_t nj, int64_t np) = nullptr;
   // Strided-A forms of f32 (and its wide tile) and f64 (fn null where absent).
   UKernelStrided<float> f32_strided, f32_strided_wide;
   UKernelStrided<double> f64_strided;

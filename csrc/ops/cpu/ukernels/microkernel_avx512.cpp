@@ -145,6 +145,37 @@ void transpose_words16(void* dst, int64_t ldd, const void* src, int64_t lds, int
   }
 }
 
+// 2-byte values transposed, 32 source rows at a time: rows[j][p] to
+// dst[p*ldd + j]. A pair of rows becomes 4-byte words (rows[2i][p],
+// rows[2i+1][p]) by masks and shifts, even columns in one vector and odd in
+// another, and transpose16 turns each into a column's 16 words: its 32 values.
+void transpose_halves32(uint16_t* dst, int64_t ldd, const uint16_t* const* rows, int64_t nj,
+                        int64_t np) {
+  const __m512i lo16 = _mm512_set1_epi32(0xffff);
+  const int64_t npair = np / 2 * 2;  // an odd last column goes value by value
+  for (int64_t p0 = 0; p0 < npair; p0 += 32) {
+    const int64_t n = std::min<int64_t>(32, npair - p0);
+    const __mmask16 m = n == 32 ? __mmask16(0xffff) : __mmask16((1u << (n / 2)) - 1);
+    __m512i even[16], odd[16];
+    for (int i = 0; i < 16; ++i) {
+      const __m512i a = 2 * i < nj ? _mm512_maskz_loadu_epi32(m, rows[2 * i] + p0)
+                                   : _mm512_setzero_si512();
+      const __m512i b = 2 * i + 1 < nj ? _mm512_maskz_loadu_epi32(m, rows[2 * i + 1] + p0)
+                                       : _mm512_setzero_si512();
+      even[i] = _mm512_or_si512(_mm512_and_si512(a, lo16), _mm512_slli_epi32(b, 16));
+      odd[i] = _mm512_or_si512(_mm512_srli_epi32(a, 16), _mm512_andnot_si512(lo16, b));
+    }
+    transpose16(even);
+    transpose16(odd);
+    for (int64_t k = 0; k < n / 2; ++k) {
+      _mm512_storeu_si512(dst + (p0 + 2 * k) * ldd, even[k]);
+      _mm512_storeu_si512(dst + (p0 + 2 * k + 1) * ldd, odd[k]);
+    }
+  }
+  if (npair < np)
+    for (int64_t j = 0; j < 32; ++j) dst[npair * ldd + j] = j < nj ? rows[j][npair] : 0;
+}
+
 }  // namespace avx512
 
 bool ukernels_avx512(UKernelSet* out) {
@@ -158,6 +189,7 @@ bool ukernels_avx512(UKernelSet* out) {
   out->f64_strided = {&avx512::ukernel_strided<avx512::VD, 8, 3>, 8, 24};
   out->f32_dot = {&avx512::dot_f32, 4, 4, 16};
   out->transpose_words16 = &avx512::transpose_words16;
+  out->transpose_halves32 = &avx512::transpose_halves32;
   out->row_f32 = avx512::row_kernels<avx512::VF>();
   out->row_f64 = avx512::row_kernels<avx512::VD>();
   out->grouped_f32 = avx512::grouped_kernels<avx512::VF>();

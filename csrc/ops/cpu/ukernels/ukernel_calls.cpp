@@ -115,6 +115,23 @@ bool ukernel_transpose_words16(const std::string& isa, const at::Tensor& dst,
   return true;
 }
 
+bool ukernel_transpose_halves32(const std::string& isa, const at::Tensor& dst,
+                                const at::Tensor& src, int64_t nj, int64_t np) {
+  const auto fn = set_of(isa).transpose_halves32;
+  if (!fn) return false;
+  TORCH_CHECK(dst.dim() == 2 && src.dim() == 2 && dst.scalar_type() == at::kShort &&
+                  src.scalar_type() == at::kShort && dst.stride(1) == 1 && src.stride(1) == 1,
+              "transpose_halves32: int16 matrices with unit column stride");
+  TORCH_CHECK(nj >= 0 && nj <= 32 && np >= 0 && dst.size(0) >= np && dst.size(1) >= 32 &&
+                  src.size(0) >= nj && (nj == 0 || src.size(1) >= np),
+              "transpose_halves32: sizes too small");
+  const uint16_t* rows[32] = {};
+  for (int64_t j = 0; j < nj; ++j)
+    rows[j] = reinterpret_cast<const uint16_t*>(src.const_data_ptr<int16_t>()) + j * src.stride(0);
+  fn(reinterpret_cast<uint16_t*>(dst.mutable_data_ptr<int16_t>()), dst.stride(0), rows, nj, np);
+  return true;
+}
+
 void ukernel_taps_row(const std::string& isa, const at::Tensor& out, int64_t n,
                       const at::Tensor& src, const at::Tensor& w, double init) {
   float_or_double(out, [&](auto zero) {

@@ -36,6 +36,13 @@ void ukernel_gemm(const std::string& isa, int64_t kc, const at::Tensor& a, const
 bool ukernel_transpose_words16(const std::string& isa, const at::Tensor& dst,
                                const at::Tensor& src, int64_t nj, int64_t np);
 
+// transpose_halves32 (null in `isa`'s set: returns false): dst (np, ldd)
+// int16 rows get value p of src's rows j < nj (src (nj, lds) int16) at
+// column j, and zeros in columns nj..31; nothing else of dst is written.
+// Rows past nj are passed as null pointers.
+bool ukernel_transpose_halves32(const std::string& isa, const at::Tensor& dst,
+                                const at::Tensor& src, int64_t nj, int64_t np);
+
 // The depthwise row kernels; src (and w for vtaps_row, acc for vtaps_acc)
 // are (ntaps, length) tensors, one tap per row. vtaps_row/vtaps_acc run np
 // pixels of n channels each, packed one after the other in src, out and g.
