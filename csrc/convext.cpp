@@ -4,7 +4,9 @@
 #include <torch/extension.h>
 
 #include "bench/peak_probe.h"
+#include "ops/conv_params.h"
 #include "ops/cpu/conv_path.h"
+#include "ops/cpu/nhwc_grad_weight_taps.h"
 #include "ops/cpu/scratch.h"
 #include "ops/cpu/ukernels/microkernel.h"
 #include "ops/cpu/ukernels/ukernel_calls.h"
@@ -37,6 +39,16 @@ PYBIND11_MODULE(_C, m) {
         "conv{1,2}d_grad_weight) takes for the op's arguments (see csrc/ops/cpu/conv_path.h): "
         "depthwise_nhwc, depthwise, pointwise, staged, gather, or empty.");
   namespace cpu = convext::cpu;
+  m.def("_gw_taps_applies",
+        [](std::vector<int64_t> input_size, std::vector<int64_t> weight_size,
+           std::vector<int64_t> stride, std::vector<int64_t> padding,
+           std::vector<int64_t> dilation, int64_t groups) {
+          const auto s = convext::shape_from_sizes(input_size, weight_size, stride, padding, dilation,
+                                          groups, int64_t(weight_size.size()) - 2, "gw_taps");
+          return cpu::nhwc_gw_taps_applies(s);
+        },
+        "Whether a channels-last bfloat16 grad_weight of these sizes runs the AMX "
+        "tap-shifted kernel (nhwc_grad_weight_taps.h); false off AMX.");
   m.def("_ukernel_isas", &cpu::ukernel_isas);
   m.def("_ukernel_tile", &cpu::ukernel_tile);
   m.def("_ukernel_gemm", &cpu::ukernel_gemm, pybind11::arg("isa"), pybind11::arg("kc"), pybind11::arg("a"),
@@ -44,6 +56,7 @@ PYBIND11_MODULE(_C, m) {
         pybind11::arg("tiles") = false);
   m.def("_ukernel_transpose_words16", &cpu::ukernel_transpose_words16);
   m.def("_ukernel_transpose_halves32", &cpu::ukernel_transpose_halves32);
+  m.def("_ukernel_interleave_halves", &cpu::ukernel_interleave_halves);
   m.def("_ukernel_taps_row", &cpu::ukernel_taps_row);
   m.def("_ukernel_taps_dot", &cpu::ukernel_taps_dot);
   m.def("_ukernel_vtaps_row", &cpu::ukernel_vtaps_row);

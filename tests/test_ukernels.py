@@ -9,6 +9,7 @@ read), and the depthwise row kernels
 taps_dot's block of 4). The reference is float64 arithmetic on the very same
 values, with the dot-product error bound of conftest.tolerance.
 The kernels run through convext._C._ukernel_* (ukernel_calls.h)."""
+import itertools
 import os
 
 import pytest
@@ -297,24 +298,69 @@ def test_transpose_words16(isa):
         assert (dst[np_:] == 7).all() and (dst[:, 16:] == 7).all(), (nj, np_)
 
 
+# bfloat16 bit patterns as int16: inf 0x7F80, -inf 0xFF80, a NaN 0x7FC1
+BF16_INF, BF16_NEG_INF, BF16_NAN = 0x7F80, -0x80, 0x7FC1
+
+
 @pytest.mark.parametrize("isa", RUN)
 def test_transpose_halves32(isa):
     """The AMX grad_weight's grad_output transpose: rows j < nj of src become
     columns, columns nj..31 zeros (rows past nj are null pointers, so a read
     of one crashes); rows of dst past np and columns past 32 untouched. Odd
-    and partial blocks of 32 values, and nj from 0 to 32."""
+    and partial blocks of 32 values, and nj from 0 to 32. It reports a
+    bfloat16 inf or NaN among the values it moved, and only those."""
     gen = torch.Generator().manual_seed(4)
     for nj, np_ in [(32, 32), (32, 64), (32, 97), (7, 33), (0, 3), (1, 1), (32, 0), (31, 2),
                     (17, 63)]:
         src = torch.randint(-2**15, 2**15 - 1, (max(nj, 1), np_), generator=gen,
                             dtype=torch.int16)  # exact rows: an overread leaves the tensor
+        src &= ~0x4000  # exponents below all-ones: finite as bfloat16
         dst = torch.full((np_ + 2, 36), 7, dtype=torch.int16)
-        if not _C._ukernel_transpose_halves32(isa, dst, src, nj, np_):
+        flag = _C._ukernel_transpose_halves32(isa, dst, src, nj, np_)
+        if flag < 0:
             pytest.skip(f"{isa} has no transpose_halves32")
         want = torch.zeros(np_, 32, dtype=torch.int16)
         want[:, :nj] = src[:nj, :np_].t()
         assert torch.equal(dst[:np_, :32], want), (nj, np_)
         assert (dst[np_:] == 7).all() and (dst[:, 32:] == 7).all(), (nj, np_)
+        assert flag == 0, (nj, np_)
+        for bits, (j, p) in itertools.product((BF16_INF, BF16_NAN, BF16_NEG_INF),
+                                              [(0, 0), (nj - 1, np_ - 1), (nj // 2, np_ // 2)]):
+            if nj == 0 or np_ == 0:
+                continue
+            bad = src.clone()
+            bad[j, p] = bits
+            assert _C._ukernel_transpose_halves32(isa, dst, bad, nj, np_) == 1, (nj, np_, j, p)
+
+
+@pytest.mark.parametrize("isa", RUN)
+def test_interleave_halves(isa):
+    """The grad_weight's pair interleave: (a[j], b[j]) into panels of np
+    columns ldo apart, an absent row as zeros, nothing else written; a
+    bfloat16 inf or NaN in either row reported."""
+    gen = torch.Generator().manual_seed(5)
+    for n, np_, ldo in [(64, 16, 40), (33, 32, 70), (5, 16, 32), (0, 16, 32), (96, 96, 200)]:
+        a, b = (torch.randint(-2**15, 2**15 - 1, (n,), generator=gen, dtype=torch.int16) & ~0x4000
+                for _ in range(2))
+        for ra, rb in [(a, b), (a, None), (None, b), (None, None)]:
+            size = (max(n, 1) - 1) // np_ * ldo + 2 * np_ + 5
+            out = torch.full((size,), 7, dtype=torch.int16)
+            flag = _C._ukernel_interleave_halves(isa, out, ldo, np_, ra, rb, n)
+            if flag < 0:
+                pytest.skip(f"{isa} has no interleave_halves")
+            want = out.clone().fill_(7)
+            for j in range(n):
+                at = (j // np_) * ldo + 2 * (j % np_)
+                want[at] = ra[j] if ra is not None else 0
+                want[at + 1] = rb[j] if rb is not None else 0
+            assert torch.equal(out, want), (n, np_, ra is None, rb is None)
+            assert flag == 0
+        for j in {0, n // 2, n - 1} if n else ():
+            for which in (0, 1):
+                rows = [a.clone(), b.clone()]
+                rows[which][j] = BF16_NAN
+                out = torch.zeros((n - 1) // np_ * ldo + 2 * np_, dtype=torch.int16)
+                assert _C._ukernel_interleave_halves(isa, out, ldo, np_, *rows, n) == 1, (n, j)
 
 
 @pytest.mark.parametrize("dtype", ROW_DTYPES, ids=dtype_name)

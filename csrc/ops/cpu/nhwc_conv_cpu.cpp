@@ -8,6 +8,7 @@
 // q: a pixel, "q @ t": the pixel tap t reads (zero in the padding).
 
 #include "ops/cpu/nhwc_conv_cpu.h"
+#include "ops/cpu/nhwc_grad_weight_taps.h"
 
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -427,6 +428,8 @@ void nhwc_grad_weight(const at::Tensor& grad_out, const at::Tensor& input, at::T
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, grad_out.scalar_type(),
                                   "convext_nhwc_grad_weight", [&] {
     auto run = [&](const at::Tensor& go, const at::Tensor& in, at::Tensor& gw) {
+      if constexpr (std::is_same_v<scalar_t, c10::BFloat16>)
+        if (nhwc_gw_taps_applies(s) && nhwc_gw_taps(go, in, gw, s)) return;
       with_ukernel<scalar_t, true>([&](const auto& uk) {
         grad_weight_packed<scalar_t>(go, in, gw, s,
                                      gw_kernel<scalar_t>(uk, go, s, s.taps() * s.icg()));

@@ -99,6 +99,15 @@ struct UKernelDot {
   int lanes = 0;
 };
 
+// The same entry point for a tile kernel with both operands in place: A as
+// UKernelRows, and B's (k, k+1) pair rows ldb values apart (pair row k/2 of
+// the tile's NR columns at b + (k/2)*ldb, the pairs side by side):
+//   C[i][j] (= or +=) sum_{k<kc} a[i*lda + k] * b[(k/2)*ldb + 2j + k%2],
+// kc a multiple of 32 (`lanes`). The AMX grad_weight of stride-1 convs
+// (nhwc_grad_weight_taps.cpp) reads both this way.
+template <typename P, typename T = P>
+using UKernelRowsB = UKernelDot<P, T>;
+
 // Depthwise rows, with every tap given as a unit-stride source run:
 //   taps_row: out[i] = init + sum_t w[t] * src[t][i],  i < n.
 //     Works in whole vectors: it may read src[t][i] and write out[i] up to
@@ -157,7 +166,8 @@ struct UKernelSet {
   // OS lacks AMX-BF16.
   UKernel<Bf16Bits, float> bf16_tiles{nullptr, 0, 0, 2, 0};
   UKernelIgemm<Bf16Bits, float> bf16_igemm_tiles{nullptr, 0, 0, 2, 0};
-  UKernelRows<Bf16Bits, float> bf16_tiles_rows;  // (AMX)
+  UKernelRows<Bf16Bits, float> bf16_tiles_rows;      // (AMX)
+  UKernelRowsB<Bf16Bits, float> bf16_tiles_rows_b;  // (AMX)
   // Indirect forms of f32, f64 and bf16 (fn null where an ISA lacks one).
   UKernelIgemm<float> f32_igemm;
   // A wider float tile for N sides that fill its panels better (64 or 128
@@ -178,8 +188,16 @@ struct UKernelSet {
   // (rows[j][p]) to dst[p*ldd + j], for p < np and every j < 32, rows
   // j >= nj read as zeros (and never dereferenced). The AMX grad_weight
   // transposes channels-last grad_output with it. Null without AVX-512.
-  void (*transpose_halves32)(uint16_t* dst, int64_t ldd, const uint16_t* const* rows,
+  // Both these return whether a value moved is a bfloat16 inf or NaN.
+  bool (*transpose_halves32)(uint16_t* dst, int64_t ldd, const uint16_t* const* rows,
                              int64_t nj, int64_t np) = nullptr;
+  // Two rows of 2-byte values interleaved as the bfloat16 kernels' column
+  // pairs, into panels of np columns (a multiple of 16) ldo values apart:
+  // (a[j], b[j]) to out[(j/np)*ldo + 2*(j%np)], +1, for j < n; a null row
+  // reads zeros. The grad_weight packs pixel pairs with it. Null without
+  // AVX-512.
+  bool (*interleave_halves)(uint16_t* out, int64_t ldo, int64_t np, const uint16_t* a,
+                            const uint16_t* b, int64_t n) = nullptr;
   // Strided-A forms of f32 (and its wide tile) and f64 (fn null where absent).
   UKernelStrided<float> f32_strided, f32_strided_wide;
   UKernelStrided<double> f64_strided;

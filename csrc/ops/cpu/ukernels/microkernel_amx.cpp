@@ -100,9 +100,9 @@ inline void store_c(float* c, int64_t ldc) {
 
 // One 32-k chunk: A rows 0-15 at a0 and 16-31 at a1 (row strides s0, s1
 // bytes), B's 16 pair rows at b; then the four products into the C tile.
+// (bs: B's pair row stride in bytes, a packed panel's by default.)
 inline void chunk_step(const Bf16Bits* a0, int64_t s0, const Bf16Bits* a1, int64_t s1,
-                       const Bf16Bits* b) {
-  constexpr int64_t bs = kNR * 2 * int64_t(sizeof(Bf16Bits));  // a pair row of B
+                       const Bf16Bits* b, int64_t bs = kNR * 2 * int64_t(sizeof(Bf16Bits))) {
   CX_TILE_LOAD(4, a0, s0);
   CX_TILE_LOAD(5, a1, s1);
   CX_TILE_LOAD(6, b, bs);
@@ -135,6 +135,19 @@ void ukernel_rows(int64_t kc, const Bf16Bits* a, int64_t lda, const Bf16Bits* b,
   for (int64_t k = 0; k < kc; k += kChunk) {
     chunk_step(a + k, as, a + 16 * lda + k, as, b);
     b += kBChunk;
+  }
+  store_c(c, ldc);
+}
+
+// Both in place (UKernelRowsB): B's pair rows ldb apart.
+void ukernel_rows_b(int64_t kc, const Bf16Bits* a, int64_t lda, const Bf16Bits* b, int64_t ldb,
+                    float* c, int64_t ldc, bool accumulate) {
+  configure_tiles();
+  begin_c(c, ldc, accumulate);
+  const int64_t as = lda * int64_t(sizeof(Bf16Bits)), bs = ldb * int64_t(sizeof(Bf16Bits));
+  for (int64_t k = 0; k < kc; k += kChunk) {
+    chunk_step(a + k, as, a + 16 * lda + k, as, b, bs);
+    b += (kChunk / 2) * ldb;
   }
   store_c(c, ldc);
 }
@@ -217,6 +230,7 @@ bool ukernels_amx(UKernelSet* out) {
   out->bf16_tiles = {&amx::ukernel, amx::kMR, amx::kNR, 2, amx::kChunk};
   out->bf16_igemm_tiles = {&amx::ukernel_igemm, amx::kMR, amx::kNR, 2, amx::kChunk};
   out->bf16_tiles_rows = {&amx::ukernel_rows, amx::kMR, amx::kNR};
+  out->bf16_tiles_rows_b = {&amx::ukernel_rows_b, amx::kMR, amx::kNR, amx::kChunk};
   out->isa = "avx512+bf16+amx";
   return true;
 }

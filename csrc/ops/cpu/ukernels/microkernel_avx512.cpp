@@ -145,14 +145,24 @@ void transpose_words16(void* dst, int64_t ldd, const void* src, int64_t lds, int
   }
 }
 
+// Whether a vector's 2-byte halves hold a bfloat16 inf or NaN (exponent
+// bits all set).
+inline __mmask16 nonfinite_halves(__m512i v) {
+  const __m512i lo = _mm512_set1_epi32(0x7f80), hi = _mm512_set1_epi32(0x7f800000);
+  return _mm512_cmpeq_epi32_mask(_mm512_and_si512(v, lo), lo) |
+         _mm512_cmpeq_epi32_mask(_mm512_and_si512(v, hi), hi);
+}
+inline bool nonfinite_half(uint16_t v) { return (v & 0x7f80) == 0x7f80; }
+
 // 2-byte values transposed, 32 source rows at a time: rows[j][p] to
 // dst[p*ldd + j]. A pair of rows becomes 4-byte words (rows[2i][p],
 // rows[2i+1][p]) by masks and shifts, even columns in one vector and odd in
 // another, and transpose16 turns each into a column's 16 words: its 32 values.
-void transpose_halves32(uint16_t* dst, int64_t ldd, const uint16_t* const* rows, int64_t nj,
+bool transpose_halves32(uint16_t* dst, int64_t ldd, const uint16_t* const* rows, int64_t nj,
                         int64_t np) {
   const __m512i lo16 = _mm512_set1_epi32(0xffff);
   const int64_t npair = np / 2 * 2;  // an odd last column goes value by value
+  __mmask16 bad = 0;
   for (int64_t p0 = 0; p0 < npair; p0 += 32) {
     const int64_t n = std::min<int64_t>(32, npair - p0);
     const __mmask16 m = n == 32 ? __mmask16(0xffff) : __mmask16((1u << (n / 2)) - 1);
@@ -162,6 +172,7 @@ void transpose_halves32(uint16_t* dst, int64_t ldd, const uint16_t* const* rows,
                                    : _mm512_setzero_si512();
       const __m512i b = 2 * i + 1 < nj ? _mm512_maskz_loadu_epi32(m, rows[2 * i + 1] + p0)
                                        : _mm512_setzero_si512();
+      bad |= nonfinite_halves(a) | nonfinite_halves(b);
       even[i] = _mm512_or_si512(_mm512_and_si512(a, lo16), _mm512_slli_epi32(b, 16));
       odd[i] = _mm512_or_si512(_mm512_srli_epi32(a, 16), _mm512_andnot_si512(lo16, b));
     }
@@ -172,8 +183,47 @@ void transpose_halves32(uint16_t* dst, int64_t ldd, const uint16_t* const* rows,
       _mm512_storeu_si512(dst + (p0 + 2 * k + 1) * ldd, odd[k]);
     }
   }
+  bool any = bad != 0;
   if (npair < np)
-    for (int64_t j = 0; j < 32; ++j) dst[npair * ldd + j] = j < nj ? rows[j][npair] : 0;
+    for (int64_t j = 0; j < 32; ++j) {
+      dst[npair * ldd + j] = j < nj ? rows[j][npair] : 0;
+      any |= nonfinite_half(dst[npair * ldd + j]);
+    }
+  return any;
+}
+
+// Two rows of 2-byte values interleaved into column pairs, 16 columns a
+// store: (a[j], b[j]) to out + (j/np)*ldo + 2*(j%np), a null row reading
+// zeros. A pair of zero-extended words, b's shifted up, is the pair.
+bool interleave_halves(uint16_t* out, int64_t ldo, int64_t np, const uint16_t* a,
+                       const uint16_t* b, int64_t n) {
+  const __m512i zero = _mm512_setzero_si512();
+  int64_t j = 0, jp = 0;  // jp = j % np
+  uint16_t* panel = out;
+  __mmask16 bad = 0;
+  for (; j + 16 <= n; j += 16) {
+    const __m512i va = a ? _mm512_cvtepu16_epi32(_mm256_loadu_si256(
+                               reinterpret_cast<const __m256i*>(a + j)))
+                         : zero;
+    const __m512i vb = b ? _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(
+                                                 reinterpret_cast<const __m256i*>(b + j))),
+                                             16)
+                         : zero;
+    const __m512i v = _mm512_or_si512(va, vb);
+    bad |= nonfinite_halves(v);
+    _mm512_storeu_si512(panel + 2 * jp, v);
+    if ((jp += 16) == np) {
+      jp = 0;
+      panel += ldo;
+    }
+  }
+  bool any = bad != 0;
+  for (; j < n; ++j, ++jp) {
+    panel[2 * jp] = a ? a[j] : 0;
+    panel[2 * jp + 1] = b ? b[j] : 0;
+    any |= nonfinite_half(panel[2 * jp]) || nonfinite_half(panel[2 * jp + 1]);
+  }
+  return any;
 }
 
 }  // namespace avx512
@@ -190,6 +240,7 @@ bool ukernels_avx512(UKernelSet* out) {
   out->f32_dot = {&avx512::dot_f32, 4, 4, 16};
   out->transpose_words16 = &avx512::transpose_words16;
   out->transpose_halves32 = &avx512::transpose_halves32;
+  out->interleave_halves = &avx512::interleave_halves;
   out->row_f32 = avx512::row_kernels<avx512::VF>();
   out->row_f64 = avx512::row_kernels<avx512::VD>();
   out->grouped_f32 = avx512::grouped_kernels<avx512::VF>();

@@ -115,10 +115,10 @@ bool ukernel_transpose_words16(const std::string& isa, const at::Tensor& dst,
   return true;
 }
 
-bool ukernel_transpose_halves32(const std::string& isa, const at::Tensor& dst,
-                                const at::Tensor& src, int64_t nj, int64_t np) {
+int64_t ukernel_transpose_halves32(const std::string& isa, const at::Tensor& dst,
+                                   const at::Tensor& src, int64_t nj, int64_t np) {
   const auto fn = set_of(isa).transpose_halves32;
-  if (!fn) return false;
+  if (!fn) return -1;
   TORCH_CHECK(dst.dim() == 2 && src.dim() == 2 && dst.scalar_type() == at::kShort &&
                   src.scalar_type() == at::kShort && dst.stride(1) == 1 && src.stride(1) == 1,
               "transpose_halves32: int16 matrices with unit column stride");
@@ -128,8 +128,27 @@ bool ukernel_transpose_halves32(const std::string& isa, const at::Tensor& dst,
   const uint16_t* rows[32] = {};
   for (int64_t j = 0; j < nj; ++j)
     rows[j] = reinterpret_cast<const uint16_t*>(src.const_data_ptr<int16_t>()) + j * src.stride(0);
-  fn(reinterpret_cast<uint16_t*>(dst.mutable_data_ptr<int16_t>()), dst.stride(0), rows, nj, np);
-  return true;
+  return fn(reinterpret_cast<uint16_t*>(dst.mutable_data_ptr<int16_t>()), dst.stride(0), rows,
+            nj, np);
+}
+
+int64_t ukernel_interleave_halves(const std::string& isa, const at::Tensor& out, int64_t ldo,
+                                  int64_t np, const std::optional<at::Tensor>& a,
+                                  const std::optional<at::Tensor>& b, int64_t n) {
+  const auto fn = set_of(isa).interleave_halves;
+  if (!fn) return -1;
+  auto row = [&](const std::optional<at::Tensor>& t) -> const uint16_t* {
+    if (!t) return nullptr;
+    TORCH_CHECK(t->dim() == 1 && t->scalar_type() == at::kShort && t->is_contiguous() &&
+                    t->numel() >= n, "interleave_halves: rows are int16 vectors of n values");
+    return reinterpret_cast<const uint16_t*>(t->const_data_ptr<int16_t>());
+  };
+  TORCH_CHECK(out.dim() == 1 && out.scalar_type() == at::kShort && out.is_contiguous() &&
+                  n >= 0 && np > 0 && np % 16 == 0 && ldo >= 2 * np &&
+                  (n == 0 || out.numel() >= (n - 1) / np * ldo + 2 * np),
+              "interleave_halves: out too small, or np not a multiple of 16");
+  return fn(reinterpret_cast<uint16_t*>(out.mutable_data_ptr<int16_t>()), ldo, np, row(a), row(b),
+            n);
 }
 
 void ukernel_taps_row(const std::string& isa, const at::Tensor& out, int64_t n,

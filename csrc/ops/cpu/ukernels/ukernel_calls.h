@@ -7,6 +7,7 @@
 
 #include <ATen/ATen.h>
 
+#include <optional>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -36,12 +37,18 @@ void ukernel_gemm(const std::string& isa, int64_t kc, const at::Tensor& a, const
 bool ukernel_transpose_words16(const std::string& isa, const at::Tensor& dst,
                                const at::Tensor& src, int64_t nj, int64_t np);
 
-// transpose_halves32 (null in `isa`'s set: returns false): dst (np, ldd)
-// int16 rows get value p of src's rows j < nj (src (nj, lds) int16) at
-// column j, and zeros in columns nj..31; nothing else of dst is written.
-// Rows past nj are passed as null pointers.
-bool ukernel_transpose_halves32(const std::string& isa, const at::Tensor& dst,
-                                const at::Tensor& src, int64_t nj, int64_t np);
+// transpose_halves32: dst (np, ldd) int16 rows get value p of src's rows
+// j < nj (src (nj, lds) int16) at column j, and zeros in columns nj..31;
+// nothing else of dst is written. Rows past nj are passed as null pointers.
+// -1 where `isa`'s set has none, else whether a value was a bfloat16 inf/NaN.
+int64_t ukernel_transpose_halves32(const std::string& isa, const at::Tensor& dst,
+                                   const at::Tensor& src, int64_t nj, int64_t np);
+
+// interleave_halves: (a[j], b[j]) pairs, j < n, into out (int16) at
+// (j/np)*ldo + 2*(j%np); an absent row reads zeros. Returns as above.
+int64_t ukernel_interleave_halves(const std::string& isa, const at::Tensor& out, int64_t ldo,
+                                  int64_t np, const std::optional<at::Tensor>& a,
+                                  const std::optional<at::Tensor>& b, int64_t n);
 
 // The depthwise row kernels; src (and w for vtaps_row, acc for vtaps_acc)
 // are (ntaps, length) tensors, one tap per row. vtaps_row/vtaps_acc run np
