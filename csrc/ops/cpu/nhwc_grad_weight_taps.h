@@ -1,8 +1,8 @@
 #pragma once
-// The AMX grad_weight of stride-1 channels-last bfloat16 convs: every tap's
-// tile reads grad_out transposed from a shifted start and the pair-
-// interleaved input in place (nhwc_grad_weight_taps.cpp). nhwc_grad_weight
-// runs it where it applies.
+// The AMX grad_weight of channels-last bfloat16 convs: every tap's tile
+// reads grad_out transposed from a shifted start and the pair-interleaved
+// input (its phase plane, strided) in place (nhwc_grad_weight_taps.cpp).
+// nhwc_grad_weight runs it where it applies.
 
 #include <ATen/ATen.h>
 
@@ -11,8 +11,9 @@
 namespace convext {
 namespace cpu {
 
-// Whether it applies: AMX, stride 1, a group's input channels a multiple of
-// the tile's 32 columns, and a grid margin that pays (the .cpp's measures).
+// Whether it applies: AMX, a group's input channels a multiple of the
+// tile's 32 columns, not depthwise, and a grid margin that pays (the .cpp's
+// measures).
 bool nhwc_gw_taps_applies(const ConvShape& s);
 
 // grad_w (any strides) from bfloat16 grad_out and input with channels

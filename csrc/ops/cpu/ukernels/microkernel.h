@@ -103,7 +103,7 @@ struct UKernelDot {
 // UKernelRows, and B's (k, k+1) pair rows ldb values apart (pair row k/2 of
 // the tile's NR columns at b + (k/2)*ldb, the pairs side by side):
 //   C[i][j] (= or +=) sum_{k<kc} a[i*lda + k] * b[(k/2)*ldb + 2j + k%2],
-// kc a multiple of 32 (`lanes`). The AMX grad_weight of stride-1 convs
+// kc a multiple of 32 (`lanes`). The AMX channels-last grad_weight
 // (nhwc_grad_weight_taps.cpp) reads both this way.
 template <typename P, typename T = P>
 using UKernelRowsB = UKernelDot<P, T>;
