@@ -187,3 +187,36 @@ def test_thread_count_does_not_change_results(layout):
         torch.set_num_threads(before)
     for r in results[1:]:
         assert all(torch.equal(a, b) for a, b in zip(results[0], r))
+
+
+@pytest.mark.parametrize("oc", [64, 40, 5])
+@pytest.mark.parametrize("layout", ["nchw", "channels_last", "width_strided", "channel_strided"])
+def test_bf16_grad_input_layouts(layout, oc):
+    """The bfloat16 grad_input (on AMX: the tiles, grad_output's channel pairs
+    read by a word transpose (channels innermost, even OC), two interleaved
+    channel rows (unit width stride) or value by value) against float64 on
+    the same values, for every way grad_output can be laid out, with OC a
+    multiple of 32, not, and odd."""
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(2, 3, 23, 37, generator=g).bfloat16()
+    w = torch.randn(oc, 3, 7, 7, generator=g).bfloat16()
+    args = ([2, 2], [3, 3], [1, 1], 1)
+    shape = F.conv2d(x.float(), w.float(), stride=2, padding=3).shape
+    go = torch.randn(shape, generator=g).bfloat16()
+    if layout == "channels_last":
+        go = go.contiguous(memory_format=torch.channels_last)
+    elif layout == "width_strided":
+        go = torch.zeros(*shape[:3], 2 * shape[3], dtype=go.dtype).copy_(
+            go.repeat_interleave(2, dim=3))[..., ::2]
+    elif layout == "channel_strided":
+        go = torch.cat([go, go], 1).contiguous(memory_format=torch.channels_last)[:, ::2]
+    assert _C.cpu_path("conv2d_grad_input", go, w, list(x.shape), *args) == "small_c"
+    got = torch.ops.convext.conv2d_grad_input(go, w, list(x.shape), *args)
+    ref = torch.ops.aten.convolution_backward(go.double(), x.double(), w.double(), None,
+                                              *args[:3], False, [0, 0], 1,
+                                              [True, False, False])[0]
+    mag = torch.ops.aten.convolution_backward(go.double().abs(), x.double(), w.double().abs(),
+                                              None, *args[:3], False, [0, 0], 1,
+                                              [True, False, False])[0]
+    bound = 2.0**-8 * ref.abs() + 2.0**-20 * mag
+    assert ((got.double() - ref).abs() <= bound).all()

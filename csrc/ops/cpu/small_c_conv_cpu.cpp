@@ -19,6 +19,7 @@
 #include "ops/cpu/gemm/gemm.h"
 #include "ops/cpu/gemm/grid.h"
 #include "ops/cpu/scratch.h"
+#include "ops/cpu/ukernels/microkernel.h"
 
 namespace convext {
 namespace cpu {
@@ -147,6 +148,35 @@ void forward_impl(const at::Tensor& input, const at::Tensor& weight, const at::T
   });
 }
 
+// B of the AMX grad_input: len <= nr positions of grad_out (from g, strides
+// gs) as channel pairs, b[(oc/2)*2*nr + 2j + oc%2] = g(oc, j), zero past len
+// (pairs past OC are left as they are: zero). Channels innermost, a pair is
+// a 4-byte word of a position: 16 positions at a time through the word
+// transpose; channels apart, two channel rows interleaved.
+inline void bf16_column_pairs(const Bf16Bits* g, at::IntArrayRef gs, int64_t OC, int64_t len,
+                              int64_t nr, Bf16Bits* b) {
+  const UKernelSet& k = ukernels();
+  if (gs[1] == 1 && OC % 2 == 0) {
+    for (int64_t j0 = 0; j0 < nr; j0 += 16)
+      k.transpose_words16(b + 2 * j0, 4 * nr, g + j0 * gs[3], 2 * gs[3],
+                          std::clamp<int64_t>(len - j0, 0, 16), OC / 2);
+    return;
+  }
+  for (int64_t oc = 0; oc < OC; oc += 2) {
+    Bf16Bits* row = b + oc * nr;
+    if (gs[3] == 1) {
+      k.interleave_halves(row, 2 * nr, nr, g + oc * gs[1], oc + 1 < OC ? g + (oc + 1) * gs[1] : nullptr,
+                          len);
+    } else {
+      for (int64_t j = 0; j < len; ++j) {
+        row[2 * j] = g[oc * gs[1] + j * gs[3]];
+        row[2 * j + 1] = oc + 1 < OC ? g[(oc + 1) * gs[1] + j * gs[3]] : Bf16Bits(0);
+      }
+    }
+    std::fill(row + 2 * len, row + 2 * nr, Bf16Bits(0));
+  }
+}
+
 // ------------------------------------------------------------- grad_input
 // col[k][(oh, ow)] = sum_oc W[oc][k] * grad_out[oc][(oh, ow)], k = (c, kh, kw),
 // then grad_in[c][oh*sh - ph + kh*dh][ow*sw - pw + kw*dw] += col[k][(oh, ow)].
@@ -158,19 +188,36 @@ void grad_input_impl(const at::Tensor& grad_out, const at::Tensor& weight, at::T
                      const ConvShape& s) {
   using T = at::opmath_type<S>;
   const UKernel<T>& uk = small_c_ukernel<T>();
-  const int64_t MR = uk.mr, NR = uk.nr;
+  // bfloat16 on AMX multiplies on the tiles (the float kernel's products
+  // were 57% of the stem's grad_input): A the transposed weight in the
+  // tiles' layout, B grad_out's channel pairs of 32 positions.
+  const UKernel<Bf16Bits, float>& tiles = ukernels().bf16_tiles;
+  const bool amx = std::is_same_v<S, c10::BFloat16> && tiles.fn &&
+                   ukernels().transpose_words16 && ukernels().interleave_halves;
+  const int64_t MR = amx ? tiles.mr : uk.mr, NR = amx ? tiles.nr : uk.nr;
   const int64_t K = s.C * s.taps(), Kp = round_up(K, MR), OC = s.OC;
+  const int64_t OCp = amx ? round_up(OC, tiles.ka) : OC;
 
-  Scratch<T> a(Kp * OC);  // a[(k / MR) * OC * MR + oc * MR + k % MR] = W[oc][k]
+  // a[(k / MR) * OC * MR + oc * MR + k % MR] = W[oc][k]; on the tiles,
+  // at[(k / MR) * OCp * MR + (oc / 32) * MR * 32 + (k % MR) * 32 + oc % 32]
+  Scratch<T> a(amx ? 0 : Kp * OC);
+  Scratch<Bf16Bits> at(amx ? Kp * OCp : 0);
   const S* w = weight.const_data_ptr<S>();
   const auto ws = weight.strides();
   for (int64_t k = 0; k < Kp; ++k) {
     const int64_t c = k / s.taps(), t = k % s.taps();
-    for (int64_t oc = 0; oc < OC; ++oc)
-      a.ptr[(k / MR) * OC * MR + oc * MR + k % MR] =
-          k < K ? static_cast<T>(w[oc * ws[0] + c * ws[1] + (t / s.KW) * ws[2] +
-                                   (t % s.KW) * ws[3]])
-                : T(0);
+    for (int64_t oc = 0; oc < OCp; ++oc) {
+      const S v = k < K && oc < OC
+                      ? w[oc * ws[0] + c * ws[1] + (t / s.KW) * ws[2] + (t % s.KW) * ws[3]]
+                      : S(0);
+      if constexpr (std::is_same_v<S, c10::BFloat16>) {
+        if (amx) {
+          at.ptr[(k / MR) * OCp * MR + (oc / 32) * MR * 32 + (k % MR) * 32 + oc % 32] = v.x;
+          continue;
+        }
+      }
+      a.ptr[(k / MR) * OC * MR + oc * MR + k % MR] = static_cast<T>(v);
+    }
   }
 
   const int64_t span_h = (s.KH - 1) * s.dh + 1, span_w = (s.KW - 1) * s.dw + 1;
@@ -183,14 +230,40 @@ void grad_input_impl(const at::Tensor& grad_out, const at::Tensor& weight, at::T
   S* gi = grad_in.mutable_data_ptr<S>();
   const auto is = grad_in.strides();
 
+  // A band's sums are kept by column phase (column x of the band at
+  // phase x % sw, position x / sw), so that a tap's row of the stride-sw
+  // scatter is a contiguous run: added value by value, stride 2, it was
+  // half of the stem's grad_input.
+  const int64_t PH = std::min(s.sw, WS), PW = ceil_div(WS, s.sw);  // phases, positions
+  // Per column k = (c, kh, kw): its channel, row offset and column offset
+  // (worked out once, not per output row: the divisions cost more than the
+  // adds).
+  struct Col {
+    int64_t ci, dy, dx;
+  };
+  std::vector<Col> cols(K);
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t t = k % s.taps();
+    cols[k] = {k / s.taps(), (t / s.KW) * s.dh - s.ph, (t % s.KW) * s.dw - s.pw};
+  }
   at::parallel_for(0, tasks, grain_size(tasks, s), [&](int64_t begin, int64_t end) {
-    Scratch<T> bp(OC * NR), c(Kp * NR), acc(s.C * HS * WS);
+    Scratch<T> bp(amx ? 0 : OC * NR), c(Kp * NR), acc(s.C * HS * PH * PW);
+    Scratch<Bf16Bits> bt(amx ? OCp * NR : 0);
+    if (amx) std::fill(bt.ptr, bt.ptr + OCp * NR, Bf16Bits(0));  // pairs past OC stay zero
+    std::vector<int64_t> phase(K), shift(K);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t n = task / (h_bands * w_bands);
       const int64_t h0 = (task / w_bands) % h_bands * HS, h1 = std::min(s.H, h0 + HS);
       const int64_t w0 = task % w_bands * WS, w1 = std::min(s.W, w0 + WS);
       const int64_t hl = h1 - h0, wl = w1 - w0;
-      std::fill(acc.ptr, acc.ptr + s.C * hl * wl, T(0));
+      std::fill(acc.ptr, acc.ptr + s.C * hl * PH * PW, T(0));
+      // column q*sw + dx of the input is band column x = q*sw + dx - w0:
+      // phase x % sw (the same for every q), position q + shift
+      for (int64_t k = 0; k < K; ++k) {
+        const int64_t x = cols[k].dx - w0;
+        phase[k] = (x % s.sw + s.sw) % s.sw;
+        shift[k] = (x - phase[k]) / s.sw;
+      }
       // output rows (columns) with some tap inside [h0, h1) ([w0, w1))
       int64_t oh_lo, oh_hi, ow_lo, ow_hi;
       range_in(-s.ph, s.sh, s.OH, h0 - span_h + 1, h1, oh_lo, oh_hi);
@@ -199,31 +272,49 @@ void grad_input_impl(const at::Tensor& grad_out, const at::Tensor& weight, at::T
         for (int64_t q0 = ow_lo; q0 < ow_hi; q0 += NR) {
           const int64_t len = std::min(NR, ow_hi - q0);
           const S* g = go + n * gs[0] + oh * gs[2] + q0 * gs[3];
-          for (int64_t oc = 0; oc < OC; ++oc) {
-            T* d = bp.ptr + oc * NR;
-            for (int64_t j = 0; j < len; ++j) d[j] = static_cast<T>(g[oc * gs[1] + j * gs[3]]);
-            std::fill(d + len, d + NR, T(0));
+          if (amx) {
+            if constexpr (std::is_same_v<S, c10::BFloat16>) {
+              bf16_column_pairs(reinterpret_cast<const Bf16Bits*>(g), gs, OC, len, NR, bt.ptr);
+              for (int64_t ip = 0; ip < Kp / MR; ++ip)
+                tiles.fn(OCp, at.ptr + ip * OCp * MR, bt.ptr, c.ptr + ip * MR * NR, NR, false);
+            }
+          } else if (gs[1] == 1) {  // channels innermost: read each pixel's run in order
+            for (int64_t j = 0; j < len; ++j)
+              for (int64_t oc = 0; oc < OC; ++oc)
+                bp.ptr[oc * NR + j] = static_cast<T>(g[j * gs[3] + oc]);
+            for (int64_t oc = 0; oc < OC; ++oc)
+              std::fill(bp.ptr + oc * NR + len, bp.ptr + (oc + 1) * NR, T(0));
+          } else {
+            for (int64_t oc = 0; oc < OC; ++oc) {
+              T* d = bp.ptr + oc * NR;
+              for (int64_t j = 0; j < len; ++j)
+                d[j] = static_cast<T>(g[oc * gs[1] + j * gs[3]]);
+              std::fill(d + len, d + NR, T(0));
+            }
           }
-          for (int64_t ip = 0; ip < Kp / MR; ++ip)
-            uk.fn(OC, a.ptr + ip * OC * MR, bp.ptr, c.ptr + ip * MR * NR, NR, false);
+          if (!amx)
+            for (int64_t ip = 0; ip < Kp / MR; ++ip)
+              uk.fn(OC, a.ptr + ip * OC * MR, bp.ptr, c.ptr + ip * MR * NR, NR, false);
           for (int64_t k = 0; k < K; ++k) {
-            const int64_t ci = k / s.taps(), t = k % s.taps();
-            const int64_t ih = oh * s.sh - s.ph + (t / s.KW) * s.dh;
+            const int64_t ih = oh * s.sh + cols[k].dy;
             if (ih < h0 || ih >= h1) continue;
-            const int64_t iw0 = q0 * s.sw - s.pw + (t % s.KW) * s.dw;
+            const int64_t iw0 = q0 * s.sw + cols[k].dx;
             int64_t j0, j1;
             range_in(iw0, s.sw, len, w0, w1, j0, j1);
-            T* row = acc.ptr + (ci * hl + ih - h0) * wl;
+            if (j0 >= j1) continue;  // (then phase < PH: a column of the band)
+            const int64_t base = ((cols[k].ci * hl + ih - h0) * PH + phase[k]) * PW + q0 + shift[k];
             const T* col = c.ptr + k * NR;
-            for (int64_t j = j0; j < j1; ++j) row[iw0 + j * s.sw - w0] += col[j];
+            for (int64_t j = j0; j < j1; ++j) acc.ptr[base + j] += col[j];
           }
         }
       }
       for (int64_t ci = 0; ci < s.C; ++ci)
         for (int64_t ih = h0; ih < h1; ++ih) {
           S* dst = gi + n * is[0] + ci * is[1] + ih * is[2] + w0 * is[3];
-          const T* src = acc.ptr + (ci * hl + ih - h0) * wl;
-          for (int64_t x = 0; x < wl; ++x) dst[x * is[3]] = static_cast<S>(src[x]);
+          const T* src = acc.ptr + (ci * hl + ih - h0) * PH * PW;
+          for (int64_t r = 0; r < std::min(s.sw, wl); ++r)
+            for (int64_t x = r, p = 0; x < wl; x += s.sw, ++p)
+              dst[x * is[3]] = static_cast<S>(src[r * PW + p]);
         }
     }
   });
