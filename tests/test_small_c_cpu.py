@@ -220,3 +220,49 @@ def test_bf16_grad_input_layouts(layout, oc):
                                               [True, False, False])[0]
     bound = 2.0**-8 * ref.abs() + 2.0**-20 * mag
     assert ((got.double() - ref).abs() <= bound).all()
+
+
+@pytest.mark.parametrize("oc", [64, 40, 5])
+@pytest.mark.parametrize("layout", ["nchw", "channels_last", "mixed", "width_strided"])
+def test_bf16_grad_weight_layouts(layout, oc):
+    """The bfloat16 grad_weight (on AMX: the tiles, A grad_output transposed
+    (channels innermost) or copied a row's run at a time (channels apart),
+    B the im2col's position pairs, an NCHW input staged channels innermost)
+    against float64 on the same values; more positions than one chunk."""
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(2, 3, 61, 67, generator=g).bfloat16()
+    w_shape = [oc, 3, 7, 7]
+    args = ([2, 2], [3, 3], [1, 1], 1)
+    shape = F.conv2d(x.float(), torch.zeros(w_shape), stride=2, padding=3).shape
+    go = torch.randn(shape, generator=g).bfloat16()
+    if layout in ("channels_last", "mixed"):
+        go = go.contiguous(memory_format=torch.channels_last)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    if layout == "width_strided":
+        go = torch.zeros(*shape[:3], 2 * shape[3], dtype=go.dtype).copy_(
+            go.repeat_interleave(2, dim=3))[..., ::2]
+    assert _C.cpu_path("conv2d_grad_weight", go, x, w_shape, *args) == "small_c"
+    got = torch.ops.convext.conv2d_grad_weight(go, x, w_shape, *args)
+    w = torch.zeros(w_shape, dtype=torch.float64)
+    ref = torch.ops.aten.convolution_backward(go.double(), x.double(), w, None, *args[:3], False,
+                                              [0, 0], 1, [False, True, False])[1]
+    mag = torch.ops.aten.convolution_backward(go.double().abs(), x.double().abs(), w, None,
+                                              *args[:3], False, [0, 0], 1,
+                                              [False, True, False])[1]
+    bound = 2.0**-8 * ref.abs() + 2.0**-24 * shape[2] * shape[3] * 2 * mag
+    assert ((got.double() - ref).abs() <= bound).all()
+
+
+def test_bf16_grad_weight_1d():
+    """A waveform front end (1 channel, k=10, stride 5), channels apart."""
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(2, 1, 4003, generator=g).bfloat16()
+    go = torch.randn(2, 48, 799, generator=g).bfloat16()
+    got = torch.ops.convext.conv1d_grad_weight(go, x, [48, 1, 10], [5], [0], [1], 1)
+    w = torch.zeros(48, 1, 10, dtype=torch.float64)
+    ref = torch.ops.aten.convolution_backward(go.double(), x.double(), w, None, [5], [0], [1],
+                                              False, [0], 1, [False, True, False])[1]
+    mag = torch.ops.aten.convolution_backward(go.double().abs(), x.double().abs(), w, None, [5],
+                                              [0], [1], False, [0], 1, [False, True, False])[1]
+    assert ((got.double() - ref).abs() <= 2.0**-8 * ref.abs() + 2.0**-24 * 1600 * mag).all()

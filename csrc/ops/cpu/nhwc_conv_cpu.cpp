@@ -9,6 +9,7 @@
 
 #include "ops/cpu/nhwc_conv_cpu.h"
 #include "ops/cpu/nhwc_grad_weight_taps.h"
+#include "ops/cpu/stage_channels.h"
 
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -73,36 +74,6 @@ ScratchVector<S> fused_group_weight(const at::Tensor& weight, const ConvShape& s
         wf[(j * Cf + first + c) * taps + t] = w[j * ws[0] + c * ws[1] + toff[t]];
   }
   return wf;
-}
-
-// dst[((n - n0)*H*W + y*W + x)*C + c] = t[n][c][y][x] for n0 <= n < n0 + nb:
-// images of t (N, C, H, W) staged with their channels innermost, in tiles of
-// 32 pixels by 32 channels: a tile's source runs and destination rows stay in
-// L1 (a tile of all the channels outgrew it, at 512 channels 2x slower).
-template <typename S>
-void stage_channels_innermost(const at::Tensor& t, int64_t n0, int64_t nb, S* dst) {
-  constexpr int64_t kTile = 32;
-  const int64_t C = t.size(1), W = t.size(3), HW = t.size(2) * W;
-  const int64_t pb = ceil_div(HW, kTile), cb = ceil_div(C, kTile);
-  const auto ts = t.strides();
-  const S* src = t.const_data_ptr<S>();
-  at::parallel_for(0, nb * pb * cb, 1, [&](int64_t b, int64_t e) {
-    int64_t off[kTile];
-    for (int64_t i = b; i < e; ++i) {
-      const int64_t c0 = (i % cb) * kTile, nc = std::min(kTile, C - c0);
-      const int64_t p0 = (i / cb % pb) * kTile, np = std::min(kTile, HW - p0), n = i / (cb * pb);
-      int64_t y = p0 / W, x = p0 % W;  // then stepped, without divisions
-      for (int64_t j = 0; j < np; ++j) {
-        off[j] = (n0 + n) * ts[0] + y * ts[2] + x * ts[3];
-        if (++x == W) x = 0, ++y;
-      }
-      S* d = dst + (n * HW + p0) * C + c0;
-      for (int64_t c = 0; c < nc; ++c) {
-        const S* xc = src + (c0 + c) * ts[1];
-        for (int64_t j = 0; j < np; ++j) d[j * C + c] = xc[off[j]];
-      }
-    }
-  });
 }
 
 // Runs body(src, n0, nb) over the images [n0, n0 + nb) of the igemm's source
@@ -440,21 +411,17 @@ void nhwc_grad_weight(const at::Tensor& grad_out, const at::Tensor& input, at::T
     // innermost (the reduction runs over every image at once). The weight is
     // computed channels innermost too, then transposed: stored in place, each
     // tap's tile wrote every 9th value of lines the other taps wrote again.
-    auto channels_last = [](const at::Tensor& t, scalar_t* buf) {
-      const int64_t C = t.size(1), H = t.size(2), W = t.size(3);
-      return at::from_blob(buf, t.sizes(), {C * H * W, 1, W * C, C}, t.options());
-    };
     auto staged = [&](const at::Tensor& t, Scratch<scalar_t>& buf) {
       if (t.stride(1) == 1) return t;
       stage_channels_innermost(t, 0, t.size(0), buf.ptr);
-      return channels_last(t, buf.ptr);
+      return channels_last_view(t, buf.ptr);
     };
     Scratch<scalar_t> go_buf(grad_out.stride(1) == 1 ? 0 : grad_out.numel());
     Scratch<scalar_t> in_buf(input.stride(1) == 1 ? 0 : input.numel());
     const at::Tensor go = staged(grad_out, go_buf), in = staged(input, in_buf);
     if (grad_w.stride(1) == 1) return run(go, in, grad_w);
     Scratch<scalar_t> w_buf(grad_w.numel());
-    at::Tensor gw = channels_last(grad_w, w_buf.ptr);
+    at::Tensor gw = channels_last_view(grad_w, w_buf.ptr);
     run(go, in, gw);
     if (!grad_w.is_contiguous()) return void(grad_w.copy_(gw));
     // (OC, taps, C) -> (OC, C, taps): the staging transpose, the taps as the

@@ -515,6 +515,7 @@ void small_c_grad_input(const at::Tensor& grad_out, const at::Tensor& weight,
 
 void small_c_grad_weight(const at::Tensor& grad_out, const at::Tensor& input,
                          at::Tensor& grad_w, const ConvShape& s) {
+  if (small_c_tiles_grad_weight(grad_out, input, grad_w, s)) return;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, grad_out.scalar_type(),
                                   "convext_small_c_grad_weight",
                                   [&] { grad_weight_impl<scalar_t>(grad_out, input, grad_w, s); });

@@ -44,6 +44,12 @@ void small_c_forward(const at::Tensor& input, const at::Tensor& weight, const at
 bool small_c_tiles_apply(const ConvShape& s, const at::Tensor& input, const at::Tensor& out);
 void small_c_tiles_forward(const at::Tensor& input, const at::Tensor& weight,
                            const at::Tensor* bias, at::Tensor& out, const ConvShape& s);
+// The grad_weight in bfloat16 on AMX tiles (small_c_tiles_cpu.cpp): A
+// grad_out transposed, B the im2col's position pairs interleaved; false
+// (nothing done) where the CPU or dtype has none. small_c_grad_weight tries
+// it first.
+bool small_c_tiles_grad_weight(const at::Tensor& grad_out, const at::Tensor& input,
+                               at::Tensor& grad_w, const ConvShape& s);
 void small_c_grad_input(const at::Tensor& grad_out, const at::Tensor& weight,
                         at::Tensor& grad_in, const ConvShape& s);
 void small_c_grad_weight(const at::Tensor& grad_out, const at::Tensor& input,

@@ -16,6 +16,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -23,6 +24,7 @@
 #include "ops/cpu/conv_kernels_cpu.h"
 #include "ops/cpu/nhwc_igemm.h"
 #include "ops/cpu/small_c_conv_cpu.h"
+#include "ops/cpu/stage_channels.h"
 
 namespace convext {
 namespace cpu {
@@ -74,6 +76,24 @@ CONVEXT_AVX512 void im2col_row(const S* in, at::IntArrayRef st, const ConvShape&
     }
   }
   zero_run(row + s.KH * run, Kp - s.KH * run);
+}
+
+// A grad_weight block's B: positions [q0, q0 + kc) of the output grid as
+// pairs, each pair's im2col rows interleaved into panels of 32 columns
+// (pair row p of panel jp at b + jp*kcp*32 + p*64), rows past kc zero.
+void pair_im2col(const S* in, at::IntArrayRef st, const ConvShape& s, int64_t q0, int64_t kc,
+                 int64_t kcp, int64_t Kp, Bf16Bits* rows, Bf16Bits* b) {
+  const auto interleave = ukernels().interleave_halves;
+  Pixel px(q0, s.OH, s.OW);
+  for (int64_t q = 0; q < kcp; q += 2) {
+    const Bf16Bits* r[2] = {nullptr, nullptr};
+    for (int64_t i = 0; i < 2 && q + i < kc; ++i) {
+      im2col_row(in, st, s, px, Kp, rows + i * Kp);
+      r[i] = rows + i * Kp;
+      px = px.next(s.OH, s.OW);
+    }
+    interleave(b + q * 32, kcp * 32, 32, r[0], r[1], Kp);
+  }
 }
 
 }  // namespace
@@ -137,6 +157,94 @@ void small_c_tiles_forward(const at::Tensor& input, const at::Tensor& weight,
       }
     }
   });
+}
+
+bool small_c_tiles_grad_weight(const at::Tensor& grad_out, const at::Tensor& input,
+                               at::Tensor& grad_w, const ConvShape& s) {
+  const UKernelSet& set = ukernels();
+  const UKernelRows<Bf16Bits, float>& uk = set.bf16_tiles_rows;
+  if (input.scalar_type() != at::kBFloat16 || !uk.fn || !set.transpose_halves32 ||
+      !set.interleave_halves)
+    return false;
+  if (input.stride(1) != 1 && s.C > 1) {
+    // Channels apart: the input (a few channels, small) staged channels
+    // innermost, so that a window row is one run (read value by value, the
+    // NCHW stem's grad_weight ran 2.5x slower).
+    Scratch<S> in_buf(input.numel());
+    stage_channels_innermost(input, 0, input.size(0), in_buf.ptr);
+    return small_c_tiles_grad_weight(grad_out, channels_last_view(input, in_buf.ptr), grad_w, s);
+  }
+  const int64_t K = s.taps() * s.C, Kp = round_up(K, int64_t(uk.nr)), OC = s.OC;
+  const int64_t OCp = round_up(OC, int64_t(uk.mr)), R = s.N * s.OH * s.OW;
+  if (R == 0) {
+    grad_w.zero_();
+    return true;
+  }
+  // Positions in blocks of KC, split into chunks with partial sums added in
+  // chunk order (the split from the sizes alone: deterministic).
+  constexpr int64_t KC = 512;
+  const int64_t chunks = std::clamp<int64_t>(R / (8 * KC), 1, 32);
+  const int64_t chunk = round_up(ceil_div(R, chunks), KC);
+  const int64_t nchunks = ceil_div(R, chunk);
+  Scratch<float> partial(nchunks * OCp * Kp);
+  const S* go = grad_out.const_data_ptr<S>();
+  const S* in = input.const_data_ptr<S>();
+  const auto gs = grad_out.strides(), is = input.strides();
+  std::vector<Bf16Bits> zeros(OC, 0);
+  at::parallel_for(0, nchunks, grain_size(nchunks, s), [&](int64_t begin, int64_t end) {
+    // A: grad_out transposed, rows of KC positions per output channel (rows
+    // past OC zero); B: the im2col pairs; rows: two im2col rows.
+    Scratch<Bf16Bits> a(OCp * KC), b(Kp * KC), rows(2 * Kp);
+    std::fill(a.ptr, a.ptr + OCp * KC, Bf16Bits(0));
+    const Bf16Bits* pix[32];
+    for (int64_t ch = begin; ch < end; ++ch) {
+      float* c = partial.ptr + ch * OCp * Kp;
+      const int64_t r0 = ch * chunk, r1 = std::min(R, r0 + chunk);
+      for (int64_t q0 = r0; q0 < r1; q0 += KC) {
+        const int64_t kc = std::min(KC, r1 - q0), kcp = round_up(kc, int64_t(32));
+        Pixel px(q0, s.OH, s.OW);
+        if (gs[1] == 1) {  // channels innermost: 32 positions at a time transposed
+          for (int64_t j0 = 0; j0 < kcp; j0 += 32) {
+            const int64_t nj = std::clamp<int64_t>(kc - j0, 0, 32);
+            for (int64_t j = 0; j < nj; ++j, px = px.next(s.OH, s.OW))
+              pix[j] = reinterpret_cast<const Bf16Bits*>(go + px.n * gs[0] + px.y * gs[2] +
+                                                         px.x * gs[3]);
+            set.transpose_halves32(a.ptr + j0, KC, pix, nj, OC);
+          }
+        } else {  // channels apart: A's rows are grad_out's, copied a row's run at a time
+          for (int64_t j = 0; j < kc;) {
+            const int64_t len = std::min(kc - j, s.OW - px.x);
+            const S* g = go + px.n * gs[0] + px.y * gs[2] + px.x * gs[3];
+            for (int64_t oc = 0; oc < OC; ++oc) {
+              Bf16Bits* d = a.ptr + oc * KC + j;
+              const S* src = g + oc * gs[1];
+              for (int64_t i = 0; i < len; ++i) d[i] = src[i * gs[3]].x;
+            }
+            j += len;
+            px = Pixel(q0 + j, s.OH, s.OW);
+          }
+          for (int64_t oc = 0; oc < OC; ++oc)
+            std::fill(a.ptr + oc * KC + kc, a.ptr + oc * KC + kcp, Bf16Bits(0));
+        }
+        pair_im2col(in, is, s, q0, kc, kcp, Kp, rows.ptr, b.ptr);
+        for (int64_t jp = 0; jp < Kp / uk.nr; ++jp)
+          for (int64_t ip = 0; ip < OCp / uk.mr; ++ip)
+            uk.fn(kcp, a.ptr + ip * uk.mr * KC, KC, b.ptr + jp * kcp * uk.nr,
+                  c + ip * uk.mr * Kp + jp * uk.nr, Kp, q0 > r0);
+      }
+    }
+  });
+  float* sum = partial.ptr;
+  for (int64_t ch = 1; ch < nchunks; ++ch)
+    for (int64_t i = 0; i < OCp * Kp; ++i) sum[i] += partial.ptr[ch * OCp * Kp + i];
+  S* gw = grad_w.mutable_data_ptr<S>();
+  const auto ws = grad_w.strides();
+  for (int64_t oc = 0; oc < OC; ++oc)  // columns k = (kh*KW + kw)*C + c
+    for (int64_t k = 0; k < K; ++k) {
+      const int64_t c = k % s.C, t = k / s.C;
+      gw[oc * ws[0] + c * ws[1] + (t / s.KW) * ws[2] + (t % s.KW) * ws[3]] = S(sum[oc * Kp + k]);
+    }
+  return true;
 }
 
 }  // namespace cpu
