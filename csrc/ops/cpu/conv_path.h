@@ -12,7 +12,8 @@
 //                   whole kernel-row runs on the tiles (small_c_tiles_cpu.cpp)
 //   small_c         groups == 1 and at most 4 input channels (image stems,
 //                   waveform front ends), every direction and layout: short
-//                   reductions with dedicated packing (small_c_conv_cpu.h)
+//                   reductions with dedicated packing (small_c_conv_cpu.h;
+//                   the bfloat16 backward on AMX tiles where it has them)
 //   grouped         groups of at most 32 channels in and out, not depthwise
 //                   (grad_input: stride 1), while its row buffers fit in the
 //                   output's size: a direct conv vectorised over output
@@ -23,7 +24,9 @@
 //                   forward/grad_input as an indirect GEMM reading pixels'
 //                   channel runs in place, when an igemm kernel exists for
 //                   the dtype and a group's channels fill half its panel;
-//                   grad_weight (any dtype) packing pixel rows (nhwc_conv_cpu.h)
+//                   grad_weight (any dtype) packing pixel rows (nhwc_conv_cpu.h),
+//                   or, bfloat16 on AMX where nhwc_gw_taps_applies, both
+//                   operands read in place, tap by tap (nhwc_grad_weight_taps.h)
 //   nhwc_staged     float or bfloat16, groups 1, 2D, tensors with channels
 //                   apart (NCHW) staged channels innermost and run as nhwc,
 //                   storing into the result as it is laid out. forward and
