@@ -4,7 +4,8 @@
 # a wrap) into build-asan/ (kept between runs: ninja rebuilds what changed),
 # proves the build reports a deliberate heap overrun and signed overflow
 # (test-only ops compiled only here, csrc/ops/cpu/sanitize_selftest.cpp),
-# then runs the bad-input table, the error tests and a fuzz batch on it.
+# then runs the bad-input table, the error tests, a fuzz batch, the
+# microkernel tests and the AMX/staged CPU paths' tests on it.
 # Fails on any sanitizer report. Usage: .ci/sanitize.sh [extra pytest args]
 # Env: MAX_JOBS (default 2), FUZZ_COUNT (default 200).
 set -euo pipefail
@@ -47,10 +48,14 @@ trips() {  # trips <pattern> <python statement>
 trips "heap-buffer-overflow" "torch.ops.convext_selftest.heap_overrun(8)"
 trips "runtime error: signed integer overflow" "torch.ops.convext_selftest.signed_overflow(2**62)"
 
-step "bad-input table, errors, hardening regressions, fuzz batch ($FUZZ_COUNT cases)"
+step "bad-input table, errors, hardening regressions, fuzz batch ($FUZZ_COUNT cases), microkernels, AMX/staged paths"
 status=0
+# (the last four: every ISA's kernels and data movers, the AMX tile paths
+# and the staged/indirect ones, whose row pointers mix buffers; 15 s)
 python -m pytest -q -p no:cacheprovider "$root/tests/test_bad_inputs.py" \
   "$root/tests/test_errors.py" "$root/tests/test_hardening.py" "$root/tests/test_fuzz.py" \
+  "$root/tests/test_ukernels.py" "$root/tests/test_nhwc_gw_taps.py" \
+  "$root/tests/test_small_c_cpu.py" "$root/tests/test_nhwc_staged.py" \
   "$@" 2>&1 | tee "$out/tests.log" || status=$?
 if grep -qE "ERROR: AddressSanitizer|runtime error:" "$out/tests.log"; then
   fail "sanitizer report (see above)"

@@ -162,11 +162,14 @@ void ukernel_rows_b(int64_t kc, const Bf16Bits* a, int64_t lda, const Bf16Bits* 
 inline const Bf16Bits* a_tile(const Bf16Bits* const* rows, int64_t k0, int64_t kc,
                               Bf16Bits* buf, int64_t* stride) {
   if (k0 + kChunk <= kc) {
-    const int64_t d = rows[1] - rows[0];
+    // Compared as addresses: rows may point into different buffers (a zero
+    // row), where rows[0] + i*d would overflow (UBSan's pointer-overflow).
+    const uintptr_t r0 = reinterpret_cast<uintptr_t>(rows[0]);
+    const uintptr_t d = reinterpret_cast<uintptr_t>(rows[1]) - r0;
     bool even = true;
-    for (int i = 2; i < 16; ++i) even &= rows[i] == rows[0] + i * d;
+    for (int i = 2; i < 16; ++i) even &= reinterpret_cast<uintptr_t>(rows[i]) - r0 == i * d;
     if (even) {
-      *stride = d * int64_t(sizeof(Bf16Bits));
+      *stride = static_cast<int64_t>(d);
       return rows[0] + k0;
     }
   }
