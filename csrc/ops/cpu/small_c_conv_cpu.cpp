@@ -3,6 +3,8 @@
 // compute type's register-blocked microkernel (ukernels/microkernel.h, kr ==
 // 1: float for float/bfloat16/half, double for double) on panels packed here
 // from the tensors' strides, so NCHW, channels_last and 1D share one code.
+// On AMX, bfloat16 grad_input multiplies on the tiles here, and grad_weight
+// runs small_c_tiles_cpu.cpp's.
 
 #include "ops/cpu/small_c_conv_cpu.h"
 

@@ -14,6 +14,7 @@
 //   grad_weight  positions split into fixed chunks (whatever the thread
 //                count), each chunk's (OC x K) sum over its positions, the
 //                partial sums added in chunk order
+// On AMX the bfloat16 grad_input and grad_weight multiply on the tiles.
 // float, double, bfloat16 and half (the last two computed in float), any
 // strides (NCHW, channels_last, 1D, non-contiguous).
 

@@ -1,5 +1,5 @@
-// The few-channel forward (small_c_conv_cpu.h) in bfloat16 on AMX tiles, for
-// channels-last input and output: the image stem, 3 channels 7x7/2, ran 6x
+// The few-channel forward and grad_weight (small_c_conv_cpu.h) in bfloat16
+// on AMX tiles; the forward for channels-last input and output: the image stem, 3 channels 7x7/2, ran 6x
 // behind oneDNN when small_c multiplied it in float32.
 //
 // An explicit im2col of 32-pixel panels, k = ((kh*KW + kw)*C + c): in NHWC
@@ -11,6 +11,10 @@
 // its pixels' rows, multiplies them by every column block of B and stores
 // the C rows (one pixel's channels each) with the bias, rounded once. The
 // scratch is a panel per thread, not the whole im2col.
+//
+// The grad_weight (any layout) uses the same im2col rows as B, two positions
+// interleaved into the tiles' pairs, and grad_out transposed as A; its
+// positions are split into fixed chunks summed in chunk order.
 
 #include <ATen/Parallel.h>
 
