@@ -194,7 +194,6 @@ bool small_c_tiles_grad_weight(const at::Tensor& grad_out, const at::Tensor& inp
   const S* go = grad_out.const_data_ptr<S>();
   const S* in = input.const_data_ptr<S>();
   const auto gs = grad_out.strides(), is = input.strides();
-  std::vector<Bf16Bits> zeros(OC, 0);
   at::parallel_for(0, nchunks, grain_size(nchunks, s), [&](int64_t begin, int64_t end) {
     // A: grad_out transposed, rows of KC positions per output channel (rows
     // past OC zero); B: the im2col pairs; rows: two im2col rows.

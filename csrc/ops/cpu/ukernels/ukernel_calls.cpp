@@ -100,16 +100,24 @@ void ukernel_gemm(const std::string& isa, int64_t kc, const at::Tensor& a, const
   }
 }
 
+// The transposes' arguments: matrices of `type` with unit column stride,
+// src's rows j < nj (of np values) becoming dst's columns j < rows.
+static void check_transpose(const at::Tensor& dst, const at::Tensor& src, int64_t nj,
+                            int64_t np, at::ScalarType type, int64_t rows, const char* name) {
+  TORCH_CHECK(dst.dim() == 2 && src.dim() == 2 && dst.scalar_type() == type &&
+                  src.scalar_type() == type && dst.stride(1) == 1 && src.stride(1) == 1,
+              name, ": ", type == at::kInt ? "int32" : "int16",
+              " matrices with unit column stride");
+  TORCH_CHECK(nj >= 0 && nj <= rows && np >= 0 && dst.size(0) >= np && dst.size(1) >= rows &&
+                  src.size(0) >= nj && (nj == 0 || src.size(1) >= np),
+              name, ": sizes too small");
+}
+
 bool ukernel_transpose_words16(const std::string& isa, const at::Tensor& dst,
                                const at::Tensor& src, int64_t nj, int64_t np) {
   const auto fn = set_of(isa).transpose_words16;
   if (!fn) return false;
-  TORCH_CHECK(dst.dim() == 2 && src.dim() == 2 && dst.scalar_type() == at::kInt &&
-                  src.scalar_type() == at::kInt && dst.stride(1) == 1 && src.stride(1) == 1,
-              "transpose_words16: int32 matrices with unit column stride");
-  TORCH_CHECK(nj >= 0 && nj <= 16 && np >= 0 && dst.size(0) >= np && dst.size(1) >= 16 &&
-                  src.size(0) >= nj && (nj == 0 || src.size(1) >= np),
-              "transpose_words16: sizes too small");
+  check_transpose(dst, src, nj, np, at::kInt, 16, "transpose_words16");
   fn(dst.mutable_data_ptr<int32_t>(), dst.stride(0) * 4, src.const_data_ptr<int32_t>(),
      src.stride(0) * 4, nj, np);
   return true;
@@ -119,12 +127,7 @@ int64_t ukernel_transpose_halves32(const std::string& isa, const at::Tensor& dst
                                    const at::Tensor& src, int64_t nj, int64_t np) {
   const auto fn = set_of(isa).transpose_halves32;
   if (!fn) return -1;
-  TORCH_CHECK(dst.dim() == 2 && src.dim() == 2 && dst.scalar_type() == at::kShort &&
-                  src.scalar_type() == at::kShort && dst.stride(1) == 1 && src.stride(1) == 1,
-              "transpose_halves32: int16 matrices with unit column stride");
-  TORCH_CHECK(nj >= 0 && nj <= 32 && np >= 0 && dst.size(0) >= np && dst.size(1) >= 32 &&
-                  src.size(0) >= nj && (nj == 0 || src.size(1) >= np),
-              "transpose_halves32: sizes too small");
+  check_transpose(dst, src, nj, np, at::kShort, 32, "transpose_halves32");
   const uint16_t* rows[32] = {};
   for (int64_t j = 0; j < nj; ++j)
     rows[j] = reinterpret_cast<const uint16_t*>(src.const_data_ptr<int16_t>()) + j * src.stride(0);
